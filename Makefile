@@ -1,0 +1,39 @@
+# memabra: `make test` runs the suite, `make run` opens the console, `make cycle` runs one headless cycle.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BASE_DIR ?= artifacts
+DEMO_TRAJECTORIES ?= 2000
+
+.PHONY: test run cycle bench venv clean demo-data
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+# Fill the store with demo trajectories the first time, so there is something to learn from.
+demo-data: $(STAMP)
+	@if [ -z "$$(ls -A $(BASE_DIR)/trajectories 2>/dev/null)" ]; then \
+		$(PY) -m memabra.cli --base-dir $(BASE_DIR) --demo-trajectories $(DEMO_TRAJECTORIES) >/dev/null; \
+		echo "filled $(BASE_DIR)/ with $(DEMO_TRAJECTORIES) demo trajectories"; \
+	fi
+
+cycle: demo-data
+	$(PY) -m memabra.cli --base-dir $(BASE_DIR)
+
+run: demo-data
+	$(VENV)/bin/memabra --base-dir $(BASE_DIR)
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,52 @@
+"""Errors an operator can act on, each with the exit code the CLI returns for it."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CHECK_FAILED = 4
+EXIT_LOCKED = 75
+EXIT_INTERRUPTED = 130
+
+
+class MemabraError(Exception):
+    """Base of every error memabra raises on purpose; its message is one line for a person."""
+
+    exit_code = EXIT_UNEXPECTED
+
+
+class BadInputError(MemabraError):
+    """The caller asked for something malformed or missing (bad id, bad flag, unusable path)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class LockHeldError(MemabraError):
+    """Another cycle or rollback holds the base dir's lock."""
+
+    exit_code = EXIT_LOCKED
+
+    def __init__(self, message: str, holder: dict | None = None):
+        super().__init__(message)
+        self.holder = holder
+
+
+class CorruptDocumentError(MemabraError):
+    """A file in the store is not a whole, valid document."""
+
+    def __init__(self, path, detail: str):
+        super().__init__(
+            f"{path} is not a valid document ({detail}); "
+            "run `python -m memabra.cli --check` to see how to repair the store"
+        )
+        self.path = path
+        self.detail = detail
+
+
+class StoreWriteError(MemabraError):
+    """The store could not be written (read-only folder, full disk); nothing was half-written."""
+
+
+class CycleCancelled(MemabraError):
+    """A running cycle was cancelled between batches; it wrote nothing."""

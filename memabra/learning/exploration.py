@@ -1,0 +1,52 @@
+"""Logging policies: how the runner picks among scored candidates, and the probability of each pick."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ExplorationPolicy:
+    """Greedy, epsilon-greedy or softmax over router scores; every pick carries its propensity."""
+
+    kind: str = "epsilon_greedy"
+    epsilon: float = 0.2
+    temperature: float = 0.1
+
+    def __post_init__(self):
+        if self.kind not in ("greedy", "epsilon_greedy", "softmax"):
+            raise ValueError(f"unknown exploration {self.kind!r}: use greedy, epsilon_greedy or softmax")
+
+    @property
+    def name(self) -> str:
+        if self.kind == "epsilon_greedy":
+            return f"epsilon_greedy({self.epsilon:g})"
+        if self.kind == "softmax":
+            return f"softmax({self.temperature:g})"
+        return "greedy"
+
+    def probabilities(self, scores: list[float] | np.ndarray) -> np.ndarray:
+        """The probability of picking each candidate given its score."""
+        values = np.asarray(scores, dtype=np.float64)
+        count = len(values)
+        if self.kind == "softmax":
+            shifted = (values - values.max()) / self.temperature
+            weights = np.exp(shifted)
+            return weights / weights.sum()
+        greedy = np.zeros(count)
+        greedy[int(np.argmax(values))] = 1.0
+        if self.kind == "greedy":
+            return greedy
+        return (1.0 - self.epsilon) * greedy + self.epsilon / count
+
+    def choose(self, scores: list[float], rng: random.Random) -> tuple[int, float]:
+        """Pick a candidate index and return it with its propensity."""
+        probabilities = self.probabilities(scores)
+        if self.kind == "greedy":
+            index = int(np.argmax(probabilities))
+        else:
+            index = min(int(np.searchsorted(np.cumsum(probabilities), rng.random(), side="right")), len(scores) - 1)
+        return index, float(probabilities[index])

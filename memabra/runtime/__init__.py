@@ -1,0 +1,6 @@
+"""The runner and the episodic case index."""
+
+from memabra.runtime.case_index import CaseIndex
+from memabra.runtime.runner import MemabraApp, Retriever
+
+__all__ = ["CaseIndex", "MemabraApp", "Retriever"]

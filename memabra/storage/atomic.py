@@ -1,0 +1,151 @@
+"""Atomic file writes and the TinyDB storages built on them: a reader never sees half a file."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tinydb.storages import Storage
+
+from memabra.errors import CorruptDocumentError, StoreWriteError
+
+JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+
+
+def _temp_path(path: Path) -> Path:
+    # Not-a-document files start with "." and never end in ".json" (the store's naming rule).
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    """Write data to a synced temp file beside path and return the temp file's path."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    temp = _temp_path(path)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise _write_error(path, exc) from exc
+    return temp
+
+
+def _write_error(path: Path, exc: OSError) -> StoreWriteError:
+    if exc.errno == errno.ENOSPC:
+        hint = "the disk is full; free some space and try again"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "the folder is not writable; fix its permissions or choose another --base-dir"
+    else:
+        hint = exc.strerror or str(exc)
+    return StoreWriteError(f"cannot write {path}: {hint} (nothing was changed)")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace path with data in one step: temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    temp = _write_temp(path, data)
+    try:
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise _write_error(path, exc) from exc
+    _fsync_dir(path.parent)
+
+
+def atomic_create_bytes(path: Path, data: bytes) -> bool:
+    """Create path with data in one step unless it exists; return whether it was created."""
+    path = Path(path)
+    temp = _write_temp(path, data)
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    finally:
+        temp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return True
+
+
+def dump_json(value: Any) -> bytes:
+    """Serialise a JSON-ready value the way the store writes it (indented, trailing newline)."""
+    return orjson.dumps(value, option=JSON_OPTIONS) + b"\n"
+
+
+def read_json(path: Path) -> Any | None:
+    """Parse a JSON file; None when it does not exist, CorruptDocumentError when it does not parse."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError as exc:
+        raise CorruptDocumentError(path, "it is a folder") from exc
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        detail = "it is empty" if not data.strip() else f"not JSON: {exc}"
+        raise CorruptDocumentError(path, detail) from exc
+
+
+class AtomicJSONStorage(Storage):
+    """A TinyDB storage that parses with orjson and replaces its file atomically on every write."""
+
+    def __init__(self, path: str | os.PathLike, **_: Any):
+        self.path = Path(path)
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        data = read_json(self.path)
+        if data is not None and not isinstance(data, dict):
+            raise CorruptDocumentError(self.path, "expected a JSON object of tables")
+        return data
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        atomic_write_bytes(self.path, dump_json(data))
+
+
+class SingleDocumentStorage(AtomicJSONStorage):
+    """A TinyDB storage whose file holds one plain document, seen by TinyDB as doc 1 of the default table."""
+
+    TABLE = "_default"
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        document = read_json(self.path)
+        if document is None:
+            return None
+        if not isinstance(document, dict):
+            raise CorruptDocumentError(self.path, "expected a JSON object")
+        return {self.TABLE: {"1": document}}
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        documents = list(data.get(self.TABLE, {}).values())
+        if len(documents) != 1:
+            raise ValueError(f"{self.path} holds exactly one document, got {len(documents)}")
+        atomic_write_bytes(self.path, dump_json(documents[0]))

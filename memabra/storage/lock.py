@@ -1,0 +1,100 @@
+"""One cycle or rollback at a time per base dir: an flock on `<base-dir>/.lock` naming its holder."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+import orjson
+
+from memabra.errors import LockHeldError, StoreWriteError
+from memabra.models import utc_now
+from memabra.storage.layout import StoreLayout
+
+
+class StoreLock:
+    """The base dir's exclusive lock; the kernel releases it when its holder dies, so no lock goes stale."""
+
+    def __init__(self, base_dir: Path, operation: str):
+        self.layout = StoreLayout(base_dir)
+        self.operation = operation
+        self._fd: int | None = None
+
+    def acquire(self) -> "StoreLock":
+        """Take the lock at once or raise LockHeldError naming the holder."""
+        path = self.layout.lock_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreWriteError(
+                f"cannot create the lock file {path}: {exc.strerror}; check that the base dir is writable"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = lock_holder(self.layout.base_dir)
+            raise LockHeldError(_held_message(self.layout.base_dir, holder), holder) from None
+        holder = {"pid": os.getpid(), "started_at": utc_now().isoformat(), "operation": self.operation}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, orjson.dumps(holder), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Give the lock back (idempotent)."""
+        if self._fd is None:
+            return
+        try:
+            os.ftruncate(self._fd, 0)
+        except OSError:
+            pass
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> "StoreLock":
+        return self.acquire()
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+
+def _held_message(base_dir: Path, holder: dict | None) -> str:
+    if holder and holder.get("pid"):
+        who = f"process {holder['pid']} ({holder.get('operation', 'a cycle')}, since {holder.get('started_at')})"
+    else:
+        who = "another process"
+    return f"{base_dir} is locked by {who}; wait for it to finish and try again"
+
+
+def lock_holder(base_dir: Path) -> dict | None:
+    """Return the holder of the base dir's lock ({pid, started_at, operation}) or None when it is free."""
+    path = StoreLayout(base_dir).lock_path
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        raw = os.pread(fd, 4096, 0)
+    finally:
+        os.close(fd)
+    try:
+        holder = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        holder = {}
+    return {
+        "pid": holder.get("pid"),
+        "started_at": holder.get("started_at"),
+        "operation": holder.get("operation"),
+    }
+

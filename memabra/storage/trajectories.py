@@ -1,0 +1,313 @@
+"""Trajectory storage: each writer appends to its own journal, sealed into immutable TinyDB segments.
+
+Appending costs one write() whatever the store holds; a reader sees sealed segments plus the complete
+lines of open journals, so nothing an append returned from is ever missed or half-read.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from tinydb import TinyDB
+
+from memabra.errors import BadInputError, CorruptDocumentError, StoreWriteError
+from memabra.models import Trajectory, utc_now
+from memabra.storage.atomic import AtomicJSONStorage, _write_error, read_json
+from memabra.storage.documents import describe_validation_error
+from memabra.storage.layout import StoreLayout
+
+SEGMENT_TABLE = "trajectories"
+JOURNAL_PREFIX = ".journal-"
+JOURNAL_SUFFIX = ".jsonl"
+MAX_SEGMENT_DOCUMENTS = 5_000
+"""A writer seals its journal into a segment after this many trajectories."""
+
+_TRAJECTORY_LIST = TypeAdapter(list[Trajectory])
+
+
+@dataclass(frozen=True)
+class TrajectoryFile:
+    """One file of trajectories: a sealed segment or a writer's open journal."""
+
+    key: str
+    path: Path
+    sealed: bool
+
+
+@dataclass
+class InvalidTrajectory:
+    """A stored trajectory that failed validation: where it is and which field is at fault."""
+
+    file: str
+    position: int
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "position": self.position, "error": self.error}
+
+
+@dataclass
+class TrajectoryBatch:
+    """The valid trajectories of one file, and the ones it refused."""
+
+    file: TrajectoryFile
+    trajectories: list[Trajectory] = field(default_factory=list)
+    invalid: list[InvalidTrajectory] = field(default_factory=list)
+
+
+def validate_trajectories(documents: list[Any], file_name: str = "<input>") -> tuple[list[Trajectory], list[InvalidTrajectory]]:
+    """Validate documents in one bulk call; refuse the failing ones by position and keep the rest."""
+    try:
+        return _TRAJECTORY_LIST.validate_python(documents), []
+    except ValidationError as exc:
+        failing: dict[int, str] = {}
+        for error in exc.errors():
+            loc = error["loc"]
+            position = loc[0] if loc and isinstance(loc[0], int) else -1
+            if position not in failing:
+                field_path = ".".join(str(part) for part in loc[1:]) or "document"
+                failing[position] = f"{field_path}: {error['msg']}"
+        if -1 in failing:
+            raise
+    keep = [doc for position, doc in enumerate(documents) if position not in failing]
+    invalid = [InvalidTrajectory(file_name, position, message) for position, message in sorted(failing.items())]
+    return _TRAJECTORY_LIST.validate_python(keep), invalid
+
+
+def _dump_trajectory(trajectory: Trajectory) -> bytes:
+    return orjson.dumps(trajectory.model_dump(mode="json"))
+
+
+class TrajectoryStore:
+    """Reads the trajectories under a base dir and seals journals their writers left behind."""
+
+    def __init__(self, base_dir: Path):
+        self.layout = StoreLayout(base_dir)
+        self.folder = self.layout.trajectories_dir
+
+    def files(self) -> list[TrajectoryFile]:
+        """Every segment and every open journal (unless already sealed), oldest first."""
+        try:
+            names = os.listdir(self.folder)
+        except FileNotFoundError:
+            return []
+        segments = {name[: -len(".json")] for name in names if name.endswith(".json") and not name.startswith(".")}
+        found = [TrajectoryFile(key, self.folder / f"{key}.json", True) for key in segments]
+        for name in names:
+            if name.startswith(JOURNAL_PREFIX) and name.endswith(JOURNAL_SUFFIX):
+                key = name[len(JOURNAL_PREFIX): -len(JOURNAL_SUFFIX)]
+                if key not in segments:
+                    found.append(TrajectoryFile(key, self.folder / name, False))
+        return sorted(found, key=lambda item: item.key)
+
+    def read_documents(self, item: TrajectoryFile) -> list[Any]:
+        """The raw documents of one file; a journal's torn last line (a write cut short) is left out."""
+        if item.sealed:
+            return _segment_documents(item.path)
+        try:
+            data = item.path.read_bytes()
+        except FileNotFoundError:
+            # Its writer sealed it between listing and reading.
+            return _segment_documents(self.folder / f"{item.key}.json")
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        elif lines:
+            lines.pop()  # no newline yet: the write is still in flight or was cut short
+        documents: list[Any] = []
+        for line in lines:
+            try:
+                documents.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                documents.append({"unparseable_line": line[:200].decode("utf-8", "replace")})
+        return documents
+
+    def read_batch(self, item: TrajectoryFile) -> TrajectoryBatch:
+        """Validate one file's documents in bulk; refused ones are reported, never fatal."""
+        documents = self.read_documents(item)
+        valid, invalid = validate_trajectories(documents, str(item.path.relative_to(self.layout.base_dir)))
+        return TrajectoryBatch(item, valid, invalid)
+
+    def iter_batches(self) -> Iterator[TrajectoryBatch]:
+        """Every file's batch, oldest first."""
+        for item in self.files():
+            yield self.read_batch(item)
+
+    def load_all(self) -> tuple[list[Trajectory], list[InvalidTrajectory]]:
+        """Every valid trajectory, oldest first, with the refused ones."""
+        trajectories: list[Trajectory] = []
+        invalid: list[InvalidTrajectory] = []
+        for batch in self.iter_batches():
+            trajectories.extend(batch.trajectories)
+            invalid.extend(batch.invalid)
+        return trajectories, invalid
+
+    def abandoned_journals(self) -> list[TrajectoryFile]:
+        """Open journals whose writer process is gone."""
+        return [item for item in self.files() if not item.sealed and not _writer_alive(item.key)]
+
+    def seal_abandoned_journals(self) -> int:
+        """Seal the journals of dead writers into segments; return how many were sealed."""
+        sealed = 0
+        for item in self.abandoned_journals():
+            _seal_journal(self, item)
+            sealed += 1
+        return sealed
+
+
+def _segment_documents(path: Path) -> list[Any]:
+    data = read_json(path)
+    if data is None:
+        return []
+    table = data.get(SEGMENT_TABLE) if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        raise CorruptDocumentError(path, f"expected a {SEGMENT_TABLE!r} table")
+    return list(table.values())
+
+
+def _seal_journal(store: TrajectoryStore, item: TrajectoryFile) -> None:
+    """Write the journal's complete lines as a segment, then remove the journal."""
+    documents = store.read_documents(item)
+    segment = store.folder / f"{item.key}.json"
+    if documents and not segment.exists():
+        with TinyDB(segment, storage=AtomicJSONStorage) as db:
+            db.table(SEGMENT_TABLE, cache_size=0).insert_multiple(documents)
+    item.path.unlink(missing_ok=True)
+
+
+_LIVE_WRITERS: set[str] = set()
+
+
+def _writer_alive(key: str) -> bool:
+    writer_id = key.rsplit("-", 1)[0]
+    if writer_id in _LIVE_WRITERS:
+        return True
+    try:
+        pid = int(writer_id.split("-")[1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TrajectoryWriter:
+    """Appends trajectories for one process: one write() each to its own journal, never a lock."""
+
+    def __init__(self, base_dir: Path | str, max_documents: int = MAX_SEGMENT_DOCUMENTS, fsync: bool = False):
+        self.store = TrajectoryStore(Path(base_dir))
+        self.max_documents = max_documents
+        self.fsync = fsync
+        stamp = utc_now().strftime("%Y%m%d%H%M%S")
+        self.writer_id = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._sequence = 0
+        self._fd: int | None = None
+        self._written = 0
+        self._mutex = threading.Lock()
+
+    @property
+    def _journal_path(self) -> Path:
+        return self.store.folder / f"{JOURNAL_PREFIX}{self.writer_id}-{self._sequence:06d}{JOURNAL_SUFFIX}"
+
+    def append(self, trajectory: Trajectory | dict) -> Trajectory:
+        """Validate and append one trajectory; once this returns, the trajectory survives a crash of the process."""
+        if not isinstance(trajectory, Trajectory):
+            try:
+                trajectory = Trajectory.model_validate(trajectory)
+            except ValidationError as exc:
+                raise BadInputError(f"trajectory refused: {describe_validation_error(exc)}") from exc
+        line = _dump_trajectory(trajectory) + b"\n"
+        with self._mutex:
+            fd = self._open()
+            try:
+                written = os.write(fd, line)
+                if written != len(line):
+                    raise OSError(28, "short write")
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError as exc:
+                raise _write_error(self._journal_path, exc) from exc
+            self._written += 1
+            if self._written >= self.max_documents:
+                self._seal()
+        return trajectory
+
+    def append_many(self, trajectories) -> int:
+        """Append each trajectory in order; return how many were appended."""
+        count = 0
+        for trajectory in trajectories:
+            self.append(trajectory)
+            count += 1
+        return count
+
+    def _open(self) -> int:
+        if self._fd is None:
+            try:
+                self.store.folder.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self._journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            except OSError as exc:
+                raise _write_error(self._journal_path, exc) from exc
+            _LIVE_WRITERS.add(self.writer_id)
+        return self._fd
+
+    def _seal(self) -> None:
+        if self._fd is None:
+            return
+        os.close(self._fd)
+        self._fd = None
+        key = f"{self.writer_id}-{self._sequence:06d}"
+        try:
+            _seal_journal(self.store, TrajectoryFile(key, self._journal_path, False))
+        except StoreWriteError:
+            pass  # the journal stays and still counts; a later cycle seals it
+        self._sequence += 1
+        self._written = 0
+
+    def close(self) -> None:
+        """Seal the open journal into a segment."""
+        with self._mutex:
+            self._seal()
+            _LIVE_WRITERS.discard(self.writer_id)
+
+    def __enter__(self) -> "TrajectoryWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+_SHARED_WRITERS: dict[Path, TrajectoryWriter] = {}
+_SHARED_MUTEX = threading.Lock()
+
+
+def shared_writer(base_dir: Path | str) -> TrajectoryWriter:
+    """This process's writer for a base dir, sealed when the process exits."""
+    key = Path(base_dir).resolve()
+    with _SHARED_MUTEX:
+        writer = _SHARED_WRITERS.get(key)
+        if writer is None:
+            writer = _SHARED_WRITERS[key] = TrajectoryWriter(key)
+        return writer
+
+
+@atexit.register
+def _close_shared_writers() -> None:
+    for writer in list(_SHARED_WRITERS.values()):
+        try:
+            writer.close()
+        except Exception:  # noqa: BLE001 - exit must not fail; the journal is sealed later
+            pass

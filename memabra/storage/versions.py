@@ -1,0 +1,123 @@
+"""Router versions and the pointer to the active one, with promotion and rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from memabra.errors import BadInputError
+from memabra.learning.routers import HeuristicRouter, ScoringRouter, router_from_dict
+from memabra.models import CurrentRouter, RollbackEntry, RouterVersion, TrainingReport, utc_now
+from memabra.settings import resolve_base_dir
+from memabra.storage.documents import DocumentFile
+from memabra.storage.folders import TimestampedFolder, validate_timestamp_id
+from memabra.storage.layout import StoreLayout
+from memabra.storage.lock import StoreLock
+
+
+def version_summary(version: RouterVersion, active_id: str | None) -> dict[str, Any]:
+    """A version without its weights, as listings show it."""
+    summary = version.model_dump(mode="json", exclude={"router", "training_segments"})
+    summary["router_kind"] = version.router.get("kind")
+    summary["active"] = version.version_id == active_id
+    return summary
+
+
+class RouterVersionStore:
+    """Saved routers under `<base-dir>/router-versions/`: every version kept, one of them current."""
+
+    def __init__(self, base_dir: str | Path | None = None):
+        self.base_dir = resolve_base_dir(base_dir)
+        layout = StoreLayout(self.base_dir)
+        self.versions = TimestampedFolder(layout.versions_dir, RouterVersion, "version id")
+        self.current_file = DocumentFile(layout.current_path, CurrentRouter)
+
+    def save(self, router: ScoringRouter, **lineage: Any) -> RouterVersion:
+        """Save a router as a new version (a fresh, never-reused id) and return it; current is unchanged."""
+        version = self.versions.create(
+            lambda version_id: RouterVersion(version_id=version_id, router=router.to_dict(), **lineage)
+        )
+        router.version_id = version.version_id
+        return version
+
+    def attach_report(self, version: RouterVersion, report_id: str) -> RouterVersion:
+        """Record which training report produced a version (written once the report exists)."""
+        version = version.model_copy(update={"report_id": report_id})
+        DocumentFile(self.versions.path(version.version_id), RouterVersion).write(version)
+        return version
+
+    def get_version(self, version_id: str) -> RouterVersion:
+        """One saved version; BadInputError if the id is malformed or unknown."""
+        return self.versions.get(version_id)
+
+    def list_versions(self) -> list[dict[str, Any]]:
+        """Every version, newest first, without weights, with `active` marking the current one."""
+        current = self.current()
+        active_id = current.version_id if current else None
+        return [version_summary(version, active_id) for version in self.versions.list()]
+
+    def load_router(self, version_id: str) -> ScoringRouter:
+        """The router saved as this version."""
+        return router_from_dict(self.get_version(version_id).router, version_id=version_id)
+
+    def current(self) -> CurrentRouter | None:
+        """The current document, or None while no version is active."""
+        return self.current_file.read()
+
+    def get_current(self) -> dict[str, Any] | None:
+        """The current document as JSON-ready data, or None while no version is active."""
+        current = self.current()
+        return current.model_dump(mode="json") if current else None
+
+    def active_router(self) -> ScoringRouter:
+        """The active version's router, or the built-in heuristic while none is active."""
+        current = self.current()
+        return self.load_router(current.version_id) if current else HeuristicRouter()
+
+    def promote(self, version: RouterVersion, report: TrainingReport | None = None) -> CurrentRouter:
+        """Make a saved version current after a cycle accepted it (the caller holds the lock)."""
+        previous = self.current()
+        current = CurrentRouter(
+            version_id=version.version_id,
+            promoted_at=utc_now(),
+            promotion_source="cycle",
+            benchmark_summary=version.metrics,
+            prior_version_id=previous.version_id if previous else None,
+            report_id=report.report_id if report else version.report_id,
+            rollback_history=previous.rollback_history if previous else [],
+        )
+        self.current_file.write(current)
+        return current
+
+    def rollback(self, version_id: str) -> dict[str, Any]:
+        """Make an earlier version current again, keeping the audit trail; returns the new current document."""
+        validate_timestamp_id(version_id, "version id")
+        with StoreLock(self.base_dir, "rollback"):
+            target = self.get_version(version_id)
+            previous = self.current()
+            if previous and previous.version_id == version_id:
+                raise BadInputError(f"version {version_id} is already active; nothing to roll back")
+            now = utc_now()
+            previous_id = previous.version_id if previous else None
+            history = list(previous.rollback_history) if previous else []
+            history.append(RollbackEntry(rollback_from=previous_id, version_id=version_id, rolled_back_at=now))
+            current = CurrentRouter(
+                version_id=version_id,
+                promoted_at=now,
+                promotion_source="rollback",
+                benchmark_summary=target.metrics,
+                prior_version_id=previous_id,
+                report_id=target.report_id,
+                rollback_from=previous_id,
+                rolled_back_at=now,
+                rollback_history=history,
+            )
+            self.current_file.write(current)
+        return current.model_dump(mode="json")
+
+
+class ReportStore(TimestampedFolder[TrainingReport]):
+    """Training reports under `<base-dir>/training-reports/`, one per run."""
+
+    def __init__(self, base_dir: str | Path | None = None):
+        super().__init__(StoreLayout(resolve_base_dir(base_dir)).reports_dir, TrainingReport, "report id")

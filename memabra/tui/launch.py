@@ -1,0 +1,23 @@
+"""The `memabra` command: the operator console, or with `--headless` exactly `python -m memabra.cli`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Open the console on the base dir, or run the headless CLI when `--headless` is given."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--headless" in argv:
+        from memabra.cli import main as cli_main
+
+        argv.remove("--headless")
+        return cli_main(argv)
+    from memabra.tui.app import run_console
+
+    return run_console(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

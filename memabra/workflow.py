@@ -1,0 +1,276 @@
+"""One online-learning cycle as named stages: scan, dataset, train, evaluate, gate, save."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from memabra.demo.world import DemoWorld
+from memabra.errors import BadInputError, CycleCancelled
+from memabra.evaluation.benchmark import BenchmarkSuite
+from memabra.evaluation.evaluator import Evaluation, Evaluator, Executor
+from memabra.learning.dataset import ArtifactIndex, DatasetBuilder, TrainingStats
+from memabra.learning.routers import HeuristicRouter
+from memabra.models import PromotionPolicy, TrainingReport, utc_now
+from memabra.runtime.case_index import CaseIndex, rebuild_case_index
+from memabra.settings import Settings, load_settings
+from memabra.storage.folders import validate_timestamp_id
+from memabra.storage.layout import StoreLayout
+from memabra.storage.lock import StoreLock
+from memabra.storage.seen import SeenTrajectoryStore
+from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
+from memabra.storage.versions import ReportStore, RouterVersionStore
+
+STAGES = ("scan", "dataset", "train", "evaluate", "gate", "save")
+DATASET_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a cycle: which stage, how far along, and what it is doing."""
+
+    stage: str
+    done: int
+    total: int
+    message: str = ""
+
+
+EventCallback = Callable[[ProgressEvent], None]
+
+
+class _Cycle:
+    """The state of one running cycle; `run()` walks the stages in order."""
+
+    def __init__(self, settings: Settings, dry_run: bool, baseline_version: str | None,
+                 seen_path: Path, case_index_path: Path | None,
+                 suite: BenchmarkSuite | None, executor: Executor | None,
+                 on_event: EventCallback | None, cancel: threading.Event | None):
+        self.settings = settings
+        self.base_dir = settings.base_dir
+        self.layout = StoreLayout(self.base_dir)
+        self.dry_run = dry_run
+        self.baseline_version = baseline_version
+        self.seen = SeenTrajectoryStore(seen_path)
+        self.case_index_path = case_index_path
+        self.suite = suite
+        self.executor = executor
+        self.on_event = on_event
+        self.cancel = cancel
+        self.versions = RouterVersionStore(self.base_dir)
+        self.reports = ReportStore(self.base_dir)
+        self.policy = PromotionPolicy(
+            min_reward_delta=settings.min_reward_delta,
+            max_error_rate_increase=settings.max_error_rate_increase,
+            max_latency_increase_ms=settings.max_latency_increase_ms,
+            required_task_count=settings.required_task_count,
+        )
+        self.started_at = utc_now()
+
+    def emit(self, stage: str, done: int, total: int, message: str = "") -> None:
+        if self.on_event:
+            self.on_event(ProgressEvent(stage, done, total, message))
+
+    def check_cancel(self, stage: str) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise CycleCancelled(f"the cycle was cancelled during {stage}; nothing was written")
+
+    def run(self) -> dict[str, Any]:
+        self.emit("scan", 0, 1, "reading trajectories")
+        if not self.dry_run:
+            TrajectoryStore(self.base_dir).seal_abandoned_journals()
+        seen_ids = self.seen.load()
+        index = ArtifactIndex.scan(self.base_dir, seen_ids,
+                                   on_file=lambda done, total: self.emit("scan", done, total, "reading trajectories"))
+        new_count = len(index.unseen_ids)
+        self.emit("scan", 1, 1, f"{len(index.training)} training trajectories, {new_count} new, "
+                                f"{len(index.invalid)} invalid")
+        case_index = self.load_case_index()
+        if new_count < self.settings.min_new_trajectories:
+            return self.result_skipped(index, case_index)
+        self.check_cancel("scan")
+
+        stats = self.build_dataset(index)
+        self.emit("train", 0, 1, f"fitting on {stats.count} trajectories")
+        challenger = DatasetBuilder().train(stats)
+        self.emit("train", 1, 1, "challenger trained")
+        self.check_cancel("train")
+
+        baseline, baseline_id = self.baseline_router()
+        suite = self.suite or DemoWorld(self.settings.seed).benchmark_suite()
+        evaluator = Evaluator(self.executor)
+        total = 2 * len(suite.tasks)
+        baseline_eval = evaluator.evaluate(
+            baseline, suite, cancel=self.cancel,
+            on_progress=lambda done, _: self.emit("evaluate", done, total, "baseline"))
+        challenger_eval = evaluator.evaluate(
+            challenger, suite, cancel=self.cancel,
+            on_progress=lambda done, _: self.emit("evaluate", len(suite.tasks) + done, total, "challenger"))
+        self.check_cancel("evaluate")
+
+        decision = self.policy.evaluate(baseline_eval.metrics, challenger_eval.metrics)
+        verdict = "accepted" if decision.accepted else "rejected: " + "; ".join(decision.reasons)
+        self.emit("gate", 1, 1, verdict)
+        self.check_cancel("gate")
+        return self.save(index, stats, challenger, baseline_id, suite, baseline_eval, challenger_eval,
+                         decision, case_index)
+
+    def load_case_index(self) -> CaseIndex | None:
+        return CaseIndex.load(self.case_index_path) if self.case_index_path else None
+
+    def build_dataset(self, index: ArtifactIndex) -> TrainingStats:
+        builder = DatasetBuilder()
+        stats = TrainingStats.zeros(builder.config)
+        total = len(index.training)
+        for start in range(0, total, DATASET_BATCH):
+            stats.add(builder.stats(index.training[start:start + DATASET_BATCH]))
+            self.emit("dataset", min(start + DATASET_BATCH, total), total, "featurising trajectories")
+            self.check_cancel("dataset")
+        if total == 0:
+            self.emit("dataset", 0, 0, "no training trajectories")
+        return stats
+
+    def baseline_router(self):
+        if self.baseline_version:
+            return self.versions.load_router(self.baseline_version), self.baseline_version
+        current = self.versions.current()
+        if current is None:
+            return HeuristicRouter(), None
+        return self.versions.load_router(current.version_id), current.version_id
+
+    def save(self, index, stats, challenger, baseline_id, suite, baseline_eval: Evaluation,
+             challenger_eval: Evaluation, decision, case_index) -> dict[str, Any]:
+        steps = 5
+        accepted = decision.accepted and not self.dry_run
+        status = "dry_run" if self.dry_run else ("promoted" if decision.accepted else "rejected")
+        version = None
+        if accepted:
+            self.emit("save", 0, steps, "saving the challenger as a new version")
+            version = self.versions.save(
+                challenger, metrics=challenger_eval.metrics, gates=decision.gates,
+                parent_version_id=baseline_id, training_trajectory_count=stats.count,
+                training_segments=index.files)
+        self.emit("save", 1, steps, "writing the training report")
+        report = self.reports.create(lambda report_id: TrainingReport(
+            report_id=report_id, status=status, dry_run=self.dry_run, accepted=decision.accepted,
+            started_at=self.started_at, finished_at=utc_now(),
+            baseline_version_id=baseline_id,
+            challenger_version_id=version.version_id if version else None,
+            new_trajectory_count=len(index.unseen_ids), training_trajectory_count=stats.count,
+            invalid_trajectory_count=len(index.invalid),
+            baseline=baseline_eval.metrics, challenger=challenger_eval.metrics,
+            reward_delta=challenger_eval.avg_reward - baseline_eval.avg_reward,
+            error_rate_delta=challenger_eval.error_rate - baseline_eval.error_rate,
+            latency_delta_ms=challenger_eval.avg_latency_ms - baseline_eval.avg_latency_ms,
+            policy=self.policy, gates=decision.gates, reasons=decision.reasons,
+            benchmark=benchmark_details(suite, baseline_eval, challenger_eval,
+                                        "heuristic" if baseline_id is None else "version"),
+        ))
+        case_summary = self.case_index_summary(case_index, rebuilt=False)
+        if not self.dry_run:
+            if version is not None:
+                version = self.versions.attach_report(version, report.report_id)
+                self.emit("save", 2, steps, f"promoting {version.version_id}")
+                self.versions.promote(version, report)
+            self.emit("save", 3, steps, "marking trajectories seen")
+            self.seen.add(index.unseen_ids)
+            self.emit("save", 4, steps, "storing benchmark trajectories")
+            with TrajectoryWriter(self.base_dir) as writer:
+                writer.append_many(baseline_eval.trajectories + challenger_eval.trajectories)
+            if self.case_index_path is not None:
+                rebuilt = rebuild_case_index(self.base_dir, self.case_index_path)
+                case_summary = self.case_index_summary(rebuilt, rebuilt=True)
+        self.emit("save", steps, steps, f"{status} (report {report.report_id})")
+        result = report.model_dump(mode="json")
+        result["baseline_router"] = "heuristic" if baseline_id is None else "version"
+        result["case_index"] = case_summary
+        return result
+
+    def case_index_summary(self, case_index: CaseIndex | None, rebuilt: bool) -> dict | None:
+        if self.case_index_path is None:
+            return None
+        return {"path": str(self.case_index_path), "case_count": len(case_index) if case_index else 0,
+                "rebuilt": rebuilt}
+
+    def result_skipped(self, index: ArtifactIndex, case_index: CaseIndex | None) -> dict[str, Any]:
+        new_count = len(index.unseen_ids)
+        reason = (f"only {new_count} new trajectories; a cycle needs at least "
+                  f"{self.settings.min_new_trajectories} (append more or lower --min-new-trajectories)")
+        self.emit("scan", 1, 1, "skipped: " + reason)
+        current = self.versions.current()
+        return {
+            "status": "skipped", "report_id": None, "dry_run": self.dry_run, "accepted": False,
+            "started_at": self.started_at.isoformat(), "finished_at": utc_now().isoformat(),
+            "baseline_version_id": self.baseline_version or (current.version_id if current else None),
+            "challenger_version_id": None,
+            "new_trajectory_count": new_count, "training_trajectory_count": len(index.training),
+            "invalid_trajectory_count": len(index.invalid),
+            "baseline": None, "challenger": None,
+            "reward_delta": None, "error_rate_delta": None, "latency_delta_ms": None,
+            "policy": self.policy.model_dump(mode="json"), "gates": [], "reasons": [reason],
+            "benchmark": {}, "case_index": self.case_index_summary(case_index, rebuilt=False),
+        }
+
+
+def benchmark_details(suite: BenchmarkSuite, baseline: Evaluation, challenger: Evaluation,
+                      baseline_router: str) -> dict[str, Any]:
+    """What the benchmark ran and how the two routers' choices differ."""
+    changed = sum(1 for task_id, chosen in challenger.decisions.items() if baseline.decisions.get(task_id) != chosen)
+    return {
+        "suite": suite.name,
+        "task_count": len(suite.tasks),
+        "baseline_router": baseline_router,
+        "oracle_value": suite.oracle_value(),
+        "baseline_expected_value": baseline.expected_value,
+        "challenger_expected_value": challenger.expected_value,
+        "decision_change_share": changed / len(suite.tasks) if suite.tasks else 0.0,
+        "baseline_family_rewards": baseline.family_rewards,
+        "challenger_family_rewards": challenger.family_rewards,
+    }
+
+
+def run_online_learning_workflow(
+    base_dir: str | Path | None = None,
+    min_new_trajectories: int | None = None,
+    seen_trajectory_store: str | Path | None = None,
+    dry_run: bool = False,
+    baseline_version: str | None = None,
+    case_index: str | Path | None = None,
+    min_reward_delta: float | None = None,
+    max_error_rate_increase: float | None = None,
+    max_latency_increase_ms: float | None = None,
+    required_task_count: int | None = None,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+    suite: BenchmarkSuite | None = None,
+    executor: Executor | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Run one cycle under the base dir's lock and return its result (status promoted, rejected, dry_run,
+    skipped or cancelled); a promoted challenger becomes the current version."""
+    overrides = dict(base_dir=base_dir, min_new_trajectories=min_new_trajectories,
+                     min_reward_delta=min_reward_delta, max_error_rate_increase=max_error_rate_increase,
+                     max_latency_increase_ms=max_latency_increase_ms, required_task_count=required_task_count)
+    if settings is None:
+        settings = load_settings(**overrides)
+    else:
+        settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    if baseline_version is not None:
+        validate_timestamp_id(baseline_version, "baseline version id")
+        RouterVersionStore(settings.base_dir).get_version(baseline_version)
+    layout = StoreLayout(settings.base_dir)
+    seen_path = Path(seen_trajectory_store) if seen_trajectory_store else layout.seen_path
+    case_index_path = Path(case_index) if case_index else None
+    for path in (seen_path, case_index_path):
+        if path is not None and path.is_dir():
+            raise BadInputError(f"{path} is a folder; give the path of a .json file")
+    cycle = _Cycle(settings, dry_run, baseline_version, seen_path, case_index_path,
+                   suite, executor, on_event, cancel)
+    with StoreLock(settings.base_dir, "dry-run cycle" if dry_run else "cycle"):
+        try:
+            return cycle.run()
+        except CycleCancelled as exc:
+            return {"status": "cancelled", "report_id": None, "dry_run": dry_run, "accepted": False,
+                    "reasons": [str(exc)], "started_at": cycle.started_at.isoformat(),
+                    "finished_at": utc_now().isoformat()}
