@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="make an earlier version current again (e.g. 20260414-123456)")
     action.add_argument("--demo-trajectories", metavar="N", type=_non_negative_int,
                         help="append N demo-world trajectories routed by the active router, exploring")
+    action.add_argument("--ingest", metavar="PATH", type=Path,
+                        help="import trajectories from a .jsonl file or a folder of *.jsonl files "
+                             "(see docs/trajectory-schema.md); never takes the cycle lock")
     parser.add_argument("--rebuild-case-index", action="store_true",
                         help="rebuild the episodic case index from all trajectories, then do what the other flags "
                              "ask (a cycle if nothing else)")
@@ -219,6 +222,8 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> dic
         result = RouterVersionStore(base_dir).rollback(args.rollback)
     elif args.demo_trajectories is not None:
         result = _demo_trajectories(args, settings, cancel)
+    elif args.ingest is not None:
+        result = _ingest(args.ingest, base_dir)
     else:
         with StderrProgress() as progress:
             result = run_online_learning_workflow(
@@ -253,6 +258,20 @@ def _demo_trajectories(args: argparse.Namespace, settings: Settings, cancel) -> 
         )
     summary["base_dir"] = str(settings.base_dir)
     return summary
+
+
+def _ingest(path: Path, base_dir: Path) -> dict[str, Any]:
+    from memabra.ingest import ingest_trajectories
+
+    with StderrProgress() as progress:
+        result = ingest_trajectories(
+            base_dir, path,
+            on_progress=lambda done, total: progress(ProgressEvent("ingest", done, total, "importing files")))
+    if result["invalid_count"]:
+        first = result["invalid"][0]
+        print(f"ingest: {result['invalid_count']} invalid lines were skipped (first: {first['file']} line "
+              f"{first['line']}, {first['field']}: {first['error']})", file=sys.stderr, flush=True)
+    return result
 
 
 def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = None) -> int:

@@ -49,9 +49,10 @@ class InvalidTrajectory:
     file: str
     position: int
     error: str
+    field: str = "document"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "position": self.position, "error": self.error}
+        return {"file": self.file, "position": self.position, "field": self.field, "error": self.error}
 
 
 @dataclass
@@ -68,18 +69,28 @@ def validate_trajectories(documents: list[Any], file_name: str = "<input>") -> t
     try:
         return _TRAJECTORY_LIST.validate_python(documents), []
     except ValidationError as exc:
-        failing: dict[int, str] = {}
+        failing: dict[int, tuple[str, str]] = {}
         for error in exc.errors():
             loc = error["loc"]
             position = loc[0] if loc and isinstance(loc[0], int) else -1
             if position not in failing:
-                field_path = ".".join(str(part) for part in loc[1:]) or "document"
-                failing[position] = f"{field_path}: {error['msg']}"
+                failing[position] = _field_at_fault(loc[1:], error)
         if -1 in failing:
             raise
     keep = [doc for position, doc in enumerate(documents) if position not in failing]
-    invalid = [InvalidTrajectory(file_name, position, message) for position, message in sorted(failing.items())]
+    invalid = [InvalidTrajectory(file_name, position, f"{field_path}: {message}", field_path)
+               for position, (field_path, message) in sorted(failing.items())]
     return _TRAJECTORY_LIST.validate_python(keep), invalid
+
+
+def _field_at_fault(loc: tuple, error: dict) -> tuple[str, str]:
+    """The failing field's dotted path and what is wrong; a whole-document check names its field in its message."""
+    field_path = ".".join(str(part) for part in loc)
+    if not field_path and error["type"] == "value_error":
+        named, _, message = str(error.get("ctx", {}).get("error", "")).partition(": ")
+        if message and " " not in named:
+            return named, message
+    return field_path or "document", error["msg"]
 
 
 def _dump_trajectory(trajectory: Trajectory) -> bytes:

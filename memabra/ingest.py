@@ -1,0 +1,162 @@
+"""Import trajectories an agent wrote as JSON Lines: valid lines are appended, invalid ones reported by line."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from memabra.errors import BadInputError
+from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter, validate_trajectories
+
+INGEST_BATCH_LINES = 5_000
+"""Lines validated (and appended) together; bounds the memory an import of a huge file needs."""
+
+MAX_REPORTED_INVALID = 1_000
+"""Invalid lines listed one by one in the result; the counts always cover all of them."""
+
+CONTENT_ID_PREFIX = "sha256-"
+
+
+def content_trajectory_id(document: dict[str, Any]) -> str:
+    """A stable id for a line without one: the hash of its content, so importing it again stores nothing twice."""
+    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    return CONTENT_ID_PREFIX + hashlib.sha256(canonical).hexdigest()[:32]
+
+
+def jsonl_files(path: Path) -> list[Path]:
+    """The file itself, or the `*.jsonl` files directly inside a folder, in name order."""
+    if path.is_dir():
+        files = sorted(item for item in path.glob("*.jsonl") if item.is_file())
+        if not files:
+            raise BadInputError(f"--ingest {path} holds no *.jsonl files; give a .jsonl file or a folder of them")
+        return files
+    if path.is_file():
+        return [path]
+    raise BadInputError(f"--ingest {path} does not exist; give a .jsonl file or a folder of them")
+
+
+def stored_trajectory_ids(base_dir: Path) -> set[str]:
+    """Ids of every trajectory already in the store (read without validating the documents)."""
+    store = TrajectoryStore(base_dir)
+    ids: set[str] = set()
+    for item in store.files():
+        for document in store.read_documents(item):
+            if isinstance(document, dict) and isinstance(document.get("trajectory_id"), str):
+                ids.add(document["trajectory_id"])
+    return ids
+
+
+@dataclass
+class FileCounts:
+    """What one imported file held."""
+
+    file: str
+    line_count: int = 0
+    stored_count: int = 0
+    duplicate_count: int = 0
+    invalid_count: int = 0
+
+
+@dataclass
+class IngestResult:
+    """Counts per file and in total, and the invalid lines with the field at fault."""
+
+    files: list[FileCounts] = field(default_factory=list)
+    invalid: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_invalid(self, counts: FileCounts, line: int, field_path: str, error: str) -> None:
+        counts.invalid_count += 1
+        if len(self.invalid) < MAX_REPORTED_INVALID:
+            self.invalid.append({"file": counts.file, "line": line, "field": field_path, "error": error})
+
+    def to_dict(self) -> dict[str, Any]:
+        total = lambda name: sum(getattr(counts, name) for counts in self.files)  # noqa: E731
+        invalid_count = total("invalid_count")
+        return {
+            "file_count": len(self.files),
+            "line_count": total("line_count"),
+            "stored_count": total("stored_count"),
+            "duplicate_count": total("duplicate_count"),
+            "invalid_count": invalid_count,
+            "files": [vars(counts) for counts in self.files],
+            "invalid": self.invalid,
+            "invalid_truncated": invalid_count > len(self.invalid),
+        }
+
+
+class _FileImport:
+    """Reads one file's lines in batches, validates each batch in bulk and appends the new valid trajectories."""
+
+    def __init__(self, path: Path, counts: FileCounts, result: IngestResult, writer: TrajectoryWriter,
+                 known_ids: set[str]):
+        self.path = path
+        self.counts = counts
+        self.result = result
+        self.writer = writer
+        self.known_ids = known_ids
+        self.documents: list[Any] = []
+        self.line_numbers: list[int] = []
+
+    def run(self) -> None:
+        try:
+            with self.path.open("rb") as handle:
+                for number, raw in enumerate(handle, start=1):
+                    self.read_line(number, raw)
+                    if len(self.documents) >= INGEST_BATCH_LINES:
+                        self.flush()
+        except OSError as exc:
+            raise BadInputError(f"cannot read --ingest file {self.path}: {exc.strerror or exc}") from exc
+        self.flush()
+
+    def read_line(self, number: int, raw: bytes) -> None:
+        if not raw.strip():
+            return
+        self.counts.line_count += 1
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            self.result.add_invalid(self.counts, number, "document", f"not valid JSON ({exc})")
+            return
+        if isinstance(document, dict) and document.get("trajectory_id") is None:
+            document.pop("trajectory_id", None)
+            document["trajectory_id"] = content_trajectory_id(document)
+        self.documents.append(document)
+        self.line_numbers.append(number)
+
+    def flush(self) -> None:
+        if not self.documents:
+            return
+        valid, invalid = validate_trajectories(self.documents, self.counts.file)
+        for refused in invalid:
+            self.result.add_invalid(self.counts, self.line_numbers[refused.position], refused.field,
+                                    refused.error.partition(": ")[2])
+        for trajectory in valid:
+            if trajectory.trajectory_id in self.known_ids:
+                self.counts.duplicate_count += 1
+                continue
+            self.writer.append(trajectory)
+            self.known_ids.add(trajectory.trajectory_id)
+            self.counts.stored_count += 1
+        self.documents, self.line_numbers = [], []
+
+
+def ingest_trajectories(base_dir: Path, path: Path,
+                        on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Import a .jsonl file (or a folder of them) into the store; return the counts and the invalid lines."""
+    files = jsonl_files(Path(path))
+    known_ids = stored_trajectory_ids(base_dir)
+    result = IngestResult()
+    with TrajectoryWriter(base_dir) as writer:
+        for done, file_path in enumerate(files, start=1):
+            counts = FileCounts(str(file_path))
+            result.files.append(counts)
+            _FileImport(file_path, counts, result, writer, known_ids).run()
+            if on_progress:
+                on_progress(done, len(files))
+    summary = result.to_dict()
+    summary["base_dir"] = str(base_dir)
+    return summary
