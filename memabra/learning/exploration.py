@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memabra.models import Candidate, Decision
+
 
 @dataclass(frozen=True)
 class ExplorationPolicy:
@@ -50,3 +52,15 @@ class ExplorationPolicy:
         else:
             index = min(int(np.searchsorted(np.cumsum(probabilities), rng.random(), side="right")), len(scores) - 1)
         return index, float(probabilities[index])
+
+    def decide(self, candidates: list[Candidate], scores: list[float], rng: random.Random,
+               router_version_id: str | None = None) -> Decision:
+        """Pick among scored candidates and return the decision with its propensity and this policy's name."""
+        index, propensity = self.choose(scores, rng)
+        return Decision(
+            chosen_candidate_id=candidates[index].candidate_id,
+            scores={candidate.candidate_id: score for candidate, score in zip(candidates, scores)},
+            propensity=propensity,
+            router_version_id=router_version_id,
+            policy=self.name,
+        )

@@ -64,14 +64,7 @@ class MemabraApp:
         with self._mutex:
             router = self.router
             scores = router.scores(task, candidates)
-            index, propensity = self.exploration.choose(scores, self._rng)
-        return Decision(
-            chosen_candidate_id=candidates[index].candidate_id,
-            scores={candidate.candidate_id: score for candidate, score in zip(candidates, scores)},
-            propensity=propensity,
-            router_version_id=router.version_id,
-            policy=self.exploration.name,
-        )
+            return self.exploration.decide(candidates, scores, self._rng, router.version_id)
 
     def run_task(self, task: Task, source: str = "agent", save: bool = True) -> Trajectory:
         """Retrieve, decide, execute and (by default) store one task's trajectory."""

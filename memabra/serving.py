@@ -1,0 +1,132 @@
+"""What a running agent calls: the active router, which follows promotions and rollbacks by itself, and logging."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from memabra.errors import BadInputError, MemabraError
+from memabra.learning.exploration import ExplorationPolicy
+from memabra.learning.routers import HeuristicRouter, ScoringRouter
+from memabra.models import Candidate, Decision, Task, Trajectory
+from memabra.settings import Settings, load_settings, resolve_base_dir
+from memabra.storage.documents import describe_validation_error
+from memabra.storage.layout import StoreLayout
+from memabra.storage.trajectories import shared_writer
+from memabra.storage.versions import RouterVersionStore
+
+CURRENT_CHECK_INTERVAL_S = 0.2
+"""Seconds between two looks (one stat) at current.json; a promotion or rollback is served within this."""
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _as_model(model: type[ModelT], value: Any, what: str) -> ModelT:
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise BadInputError(f"refused {what}.{describe_validation_error(exc)}") from exc
+
+
+def _file_signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes whenever the file is replaced (atomic writes rename a new inode into place)."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+class ActiveRouter:
+    """The store's active router for a running agent: routes under an exploration policy and reloads itself
+    when current.json changes (checked at most every `check_interval` seconds, one stat per check)."""
+
+    def __init__(self, base_dir: Path | str, exploration: ExplorationPolicy | None = None, seed: int | None = None,
+                 check_interval: float = CURRENT_CHECK_INTERVAL_S):
+        self.base_dir = Path(base_dir)
+        self.exploration = exploration or ExplorationPolicy()
+        self.check_interval = check_interval
+        self.last_error: str | None = None
+        """Why the newest current.json could not be loaded (the previous router keeps serving), else None."""
+        self._versions = RouterVersionStore(self.base_dir)
+        self._current_path = StoreLayout(self.base_dir).current_path
+        self._router: ScoringRouter = HeuristicRouter()
+        self._signature: tuple[int, int, int] | None = None
+        self._next_check = 0.0
+        self._rng = random.Random(seed)
+        self._mutex = threading.Lock()
+        self.refresh()
+
+    @property
+    def version_id(self) -> str | None:
+        """The version being served, or None while the built-in heuristic is."""
+        self._maybe_refresh()
+        return self._router.version_id
+
+    def refresh(self) -> bool:
+        """Look at current.json now and load the version it names if it changed; return whether it changed."""
+        with self._mutex:
+            return self._refresh_locked()
+
+    def _maybe_refresh(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        with self._mutex:
+            if now >= self._next_check:
+                self._refresh_locked()
+
+    def _refresh_locked(self) -> bool:
+        self._next_check = time.monotonic() + self.check_interval
+        signature = _file_signature(self._current_path)
+        if signature == self._signature:
+            return False
+        try:
+            router = self._versions.active_router()
+        except MemabraError as exc:
+            self.last_error = str(exc)
+            return False  # keep serving the previous router; the next check tries again
+        self._router, self._signature, self.last_error = router, signature, None
+        return True
+
+    def route(self, task: Task | dict, candidates: list[Candidate | dict]) -> Decision:
+        """Score the candidates with the active router and pick one under the exploration policy."""
+        task = _as_model(Task, task, "task")
+        candidates = [_as_model(Candidate, candidate, f"candidates[{index}]")
+                      for index, candidate in enumerate(candidates)]
+        if not candidates:
+            raise BadInputError("route() needs at least one candidate")
+        self._maybe_refresh()
+        with self._mutex:
+            router = self._router
+            scores = router.scores(task, candidates)
+            return self.exploration.decide(candidates, scores, self._rng, router.version_id)
+
+
+def load_active_router(base_dir: str | os.PathLike | None = None, exploration: ExplorationPolicy | None = None,
+                       seed: int | None = None, settings: Settings | None = None) -> ActiveRouter:
+    """The active router of a store (default `$MEMABRA_BASE_DIR`, else `./artifacts`), exploring as the
+    settings say (`MEMABRA_EXPLORATION`, `MEMABRA_EPSILON`, `MEMABRA_TEMPERATURE`) unless told otherwise."""
+    settings = settings or load_settings(base_dir=base_dir)
+    if exploration is None:
+        exploration = ExplorationPolicy(settings.exploration, settings.epsilon, settings.temperature)
+    return ActiveRouter(settings.base_dir, exploration, seed=seed)
+
+
+def append_trajectory(trajectory: Trajectory | dict | None = None, /, *, base_dir: str | os.PathLike | None = None,
+                      **fields: Any) -> Trajectory:
+    """Log one run of the agent, given as a Trajectory, a dict in the documented schema, or its fields as
+    keywords (task=, candidates=, decision=, outcome=, ...); returns the stored trajectory with its id."""
+    if trajectory is not None and fields:
+        raise BadInputError("append_trajectory() takes a trajectory or its fields as keywords, not both")
+    if trajectory is None:
+        trajectory = fields
+    return shared_writer(resolve_base_dir(base_dir)).append(trajectory)
