@@ -17,8 +17,8 @@ def store_status(base_dir: Path, seen_trajectory_store: Path | None = None) -> d
     layout = StoreLayout(base_dir)
     versions = RouterVersionStore(base_dir)
     reports = ReportStore(base_dir)
-    seen_ids = SeenTrajectoryStore(seen_trajectory_store or layout.seen_path).load()
-    index = ArtifactIndex.scan(base_dir, seen_ids)
+    seen = SeenTrajectoryStore(seen_trajectory_store or layout.seen_path).read()
+    index = ArtifactIndex.scan(base_dir, set(seen.trajectory_ids), seen_segments=seen.segments)
     report_ids = reports.ids()
     latest_report = None
     if report_ids:
@@ -35,12 +35,12 @@ def store_status(base_dir: Path, seen_trajectory_store: Path | None = None) -> d
         "base_dir": str(base_dir),
         "current": current,
         "active_router": "version" if current else "heuristic",
-        "trajectory_count": len(index.training) + index.benchmark_count,
-        "training_trajectory_count": len(index.training),
+        "trajectory_count": index.training_count + index.benchmark_count,
+        "training_trajectory_count": index.training_count,
         "benchmark_trajectory_count": index.benchmark_count,
         "unseen_trajectory_count": len(index.unseen_ids),
         "invalid_trajectory_count": len(index.invalid),
-        "seen_trajectory_count": len(seen_ids),
+        "seen_trajectory_count": len(seen.trajectory_ids) + index.seen_training_count,
         "version_count": len(versions.versions.ids()),
         "report_count": len(report_ids),
         "latest_report": latest_report,

@@ -24,7 +24,6 @@ from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
 from memabra.storage.versions import ReportStore, RouterVersionStore
 
 STAGES = ("scan", "dataset", "train", "evaluate", "gate", "save")
-DATASET_BATCH = 2_000
 
 
 @dataclass(frozen=True)
@@ -80,11 +79,11 @@ class _Cycle:
         self.emit("scan", 0, 1, "reading trajectories")
         if not self.dry_run:
             TrajectoryStore(self.base_dir).seal_abandoned_journals()
-        seen_ids = self.seen.load()
-        index = ArtifactIndex.scan(self.base_dir, seen_ids,
+        seen = self.seen.read()
+        index = ArtifactIndex.scan(self.base_dir, set(seen.trajectory_ids), seen_segments=seen.segments,
                                    on_file=lambda done, total: self.emit("scan", done, total, "reading trajectories"))
         new_count = len(index.unseen_ids)
-        self.emit("scan", 1, 1, f"{len(index.training)} training trajectories, {new_count} new, "
+        self.emit("scan", 1, 1, f"{index.training_count} training trajectories, {new_count} new, "
                                 f"{len(index.invalid)} invalid")
         case_index = self.load_case_index()
         if new_count < self.settings.min_new_trajectories:
@@ -120,16 +119,14 @@ class _Cycle:
         return CaseIndex.load(self.case_index_path) if self.case_index_path else None
 
     def build_dataset(self, index: ArtifactIndex) -> TrainingStats:
-        builder = DatasetBuilder()
-        stats = TrainingStats.zeros(builder.config)
-        total = len(index.training)
-        for start in range(0, total, DATASET_BATCH):
-            stats.add(builder.stats(index.training[start:start + DATASET_BATCH]))
-            self.emit("dataset", min(start + DATASET_BATCH, total), total, "featurising trajectories")
-            self.check_cancel("dataset")
-        if total == 0:
+        if not index.summaries:
             self.emit("dataset", 0, 0, "no training trajectories")
-        return stats
+
+        def progress(done: int, total: int) -> None:
+            self.emit("dataset", done, total, "adding per-file statistics")
+            self.check_cancel("dataset")
+
+        return index.training_stats(on_file=progress)
 
     def baseline_router(self):
         if self.baseline_version:
@@ -174,7 +171,7 @@ class _Cycle:
                 self.emit("save", 2, steps, f"promoting {version.version_id}")
                 self.versions.promote(version, report)
             self.emit("save", 3, steps, "marking trajectories seen")
-            self.seen.add(index.unseen_ids)
+            self.seen.add(index.unseen_ids, sealed_segments=index.sealed_training_ids())
             self.emit("save", 4, steps, "storing benchmark trajectories")
             with TrajectoryWriter(self.base_dir) as writer:
                 writer.append_many(baseline_eval.trajectories + challenger_eval.trajectories)
@@ -204,7 +201,7 @@ class _Cycle:
             "started_at": self.started_at.isoformat(), "finished_at": utc_now().isoformat(),
             "baseline_version_id": self.baseline_version or (current.version_id if current else None),
             "challenger_version_id": None,
-            "new_trajectory_count": new_count, "training_trajectory_count": len(index.training),
+            "new_trajectory_count": new_count, "training_trajectory_count": index.training_count,
             "invalid_trajectory_count": len(index.invalid),
             "baseline": None, "challenger": None,
             "reward_delta": None, "error_rate_delta": None, "latency_delta_ms": None,

@@ -74,13 +74,19 @@ def test_min_new_trajectories_flag(cli, seeded_store):
     assert result.json["status"] == "skipped" and result.json["new_trajectory_count"] == 2000
 
 
+def store_files(base_dir):
+    """Every path in the store except the lock and derived caches (which change no result)."""
+    return {path.relative_to(base_dir) for path in base_dir.rglob("*")
+            if path.name != ".lock" and path.relative_to(base_dir).parts[0] != ".cache"}
+
+
 def test_dry_run_writes_only_its_report(cli, seeded_store):
-    before = {path.relative_to(seeded_store) for path in seeded_store.rglob("*") if path.name != ".lock"}
+    before = store_files(seeded_store)
     result = cli("--base-dir", seeded_store, "--dry-run")
     assert result.code == 0
     cycle = result.json
     assert cycle["status"] == "dry_run" and cycle["dry_run"] is True and cycle["challenger_version_id"] is None
-    after = {path.relative_to(seeded_store) for path in seeded_store.rglob("*") if path.name != ".lock"}
+    after = store_files(seeded_store)
     assert after - before == {
         (seeded_store / "training-reports").relative_to(seeded_store),
         (seeded_store / "training-reports" / f"{cycle['report_id']}.json").relative_to(seeded_store),
@@ -91,6 +97,7 @@ def test_dry_run_writes_only_its_report(cli, seeded_store):
 
 
 def test_rejected_challenger_leaves_current_unchanged(cli, seeded_store):
+    segments = sorted(path.stem for path in (seeded_store / "trajectories").glob("*.json"))
     result = cli("--base-dir", seeded_store, "--min-reward-delta", "0.9", "--max-error-rate-increase", "0",
                  "--max-latency-increase-ms", "1", "--required-task-count", "1000")
     cycle = result.json
@@ -103,7 +110,8 @@ def test_rejected_challenger_leaves_current_unchanged(cli, seeded_store):
     assert files(seeded_store / "router-versions" / "versions") == []
     assert (seeded_store / "training-reports" / f"{cycle['report_id']}.json").exists()
     seen = json.loads((seeded_store / "seen-trajectories.json").read_text())
-    assert len(seen["trajectory_ids"]) == 2000
+    assert seen["segments"] == segments and seen["trajectory_ids"] == [], "a wholly seen segment is listed by key"
+    assert cli("--base-dir", seeded_store, "--status").json["seen_trajectory_count"] == 2000
 
 
 def test_baseline_version_pins_the_baseline(cli, seeded_store):
@@ -190,7 +198,7 @@ def test_demo_trajectories_with_a_case_index_offer_episodic_hints(cli, seeded_st
 def test_seen_trajectory_store_flag(cli, seeded_store, tmp_path):
     seen = tmp_path / "elsewhere" / "seen.json"
     assert cli("--base-dir", seeded_store, "--seen-trajectory-store", seen).json["status"] == "promoted"
-    assert len(json.loads(seen.read_text())["trajectory_ids"]) == 2000
+    assert len(json.loads(seen.read_text())["segments"]) == 1
     assert not (seeded_store / "seen-trajectories.json").exists()
     status = cli("--base-dir", seeded_store, "--status", "--seen-trajectory-store", seen).json
     assert status["unseen_trajectory_count"] == 0

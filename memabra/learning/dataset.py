@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from memabra.learning.features import FeatureConfig, Featurizer
+from memabra.learning.features import KIND_INDEX, FeatureConfig, Featurizer, hint_value
 from memabra.learning.routers import SimpleLearningRouter
 from memabra.models import CANDIDATE_KINDS, Trajectory
 from memabra.storage.trajectories import InvalidTrajectory, TrajectoryStore
@@ -18,38 +19,99 @@ MAX_IMPORTANCE_WEIGHT = 50.0
 
 @dataclass
 class ArtifactIndex:
-    """What the store holds for training: valid non-benchmark trajectories, refused ones, and which are unseen."""
+    """What the store holds for training: one summary per trajectory file, refused documents, and what is unseen.
 
-    training: list[Trajectory]
-    invalid: list[InvalidTrajectory]
-    benchmark_count: int
-    files: list[str]
+    Sealed segments are summarised once and cached, so a scan costs what is new, not what is stored.
+    """
+
+    base_dir: Path
+    config: FeatureConfig
+    summaries: list = field(default_factory=list)
+    """One `FileSummary` per file, oldest first; an id stored twice counts in its first file only."""
     unseen_ids: list[str] = field(default_factory=list)
+    seen_segments: frozenset[str] = frozenset()
 
     @classmethod
-    def scan(cls, base_dir: Path, seen_ids: set[str], on_file=None) -> "ArtifactIndex":
-        """Read every trajectory file once; `on_file(done, total)` reports progress."""
+    def scan(cls, base_dir: Path, seen_ids: set[str], on_file=None, seen_segments=frozenset(),
+             builder: "DatasetBuilder | None" = None) -> "ArtifactIndex":
+        """Summarise every trajectory file (from the cache where it can); `on_file(done, total)` reports progress.
+
+        `seen_segments` are segments whose every training trajectory was already used by a cycle.
+        """
+        from memabra.learning.summaries import FileSummary, SummaryCache
+
+        builder = builder or DatasetBuilder()
         store = TrajectoryStore(base_dir)
+        cache = SummaryCache(store.layout, builder)
         files = store.files()
-        training: list[Trajectory] = []
-        invalid: list[InvalidTrajectory] = []
-        benchmark_count = 0
+        summaries = []
         known: set[str] = set()
+        unseen: list[str] = []
+        seen_segments = frozenset(seen_segments)
         for done, item in enumerate(files, start=1):
-            batch = store.read_batch(item)
-            invalid.extend(batch.invalid)
-            for trajectory in batch.trajectories:
-                if trajectory.trajectory_id in known:
-                    continue
-                known.add(trajectory.trajectory_id)
-                if trajectory.is_benchmark:
-                    benchmark_count += 1
-                else:
-                    training.append(trajectory)
+            summary = cache.load(item) if item.sealed else None
+            if summary is None:
+                summary = FileSummary.of_batch(store.read_batch(item), builder)
+                if item.sealed:
+                    cache.save(item, summary)
+            if not known.isdisjoint(summary.ids):
+                summary = FileSummary.of_batch(store.read_batch(item), builder, skip_ids=known)
+            known.update(summary.ids)
+            summaries.append(summary)
+            if item.key not in seen_segments:
+                unseen.extend(tid for tid in summary.training_ids if tid not in seen_ids)
             if on_file:
                 on_file(done, len(files))
-        unseen = [t.trajectory_id for t in training if t.trajectory_id not in seen_ids]
-        return cls(training, invalid, benchmark_count, [item.key for item in files], unseen)
+        return cls(Path(base_dir), builder.config, summaries, unseen, seen_segments)
+
+    @property
+    def files(self) -> list[str]:
+        return [summary.key for summary in self.summaries]
+
+    @property
+    def invalid(self) -> list[InvalidTrajectory]:
+        return [entry for summary in self.summaries for entry in summary.invalid]
+
+    @property
+    def training_count(self) -> int:
+        return sum(summary.stats.count for summary in self.summaries)
+
+    @property
+    def benchmark_count(self) -> int:
+        return sum(summary.benchmark_count for summary in self.summaries)
+
+    @property
+    def seen_training_count(self) -> int:
+        """Training trajectories in segments recorded as wholly seen (their ids are not listed one by one)."""
+        return sum(summary.stats.count for summary in self.summaries if summary.key in self.seen_segments)
+
+    def training_stats(self, on_file=None) -> TrainingStats:
+        """Statistics of every stored training trajectory: the sum of the files' statistics."""
+        stats = TrainingStats.zeros(self.config)
+        for done, summary in enumerate(self.summaries, start=1):
+            stats.add(summary.stats)
+            if on_file:
+                on_file(done, len(self.summaries))
+        return stats
+
+    def sealed_training_ids(self) -> dict[str, list[str]]:
+        """The training ids of each sealed segment not yet recorded as wholly seen."""
+        return {summary.key: summary.training_ids for summary in self.summaries
+                if summary.sealed and summary.key not in self.seen_segments}
+
+    def iter_training(self) -> Iterator[Trajectory]:
+        """Every training trajectory, oldest first, read again from the store (each id once)."""
+        store = TrajectoryStore(self.base_dir)
+        by_key = {item.key: item for item in store.files()}
+        for summary in self.summaries:
+            item = by_key.get(summary.key)
+            if item is None:
+                continue
+            wanted = set(summary.training_ids)
+            for trajectory in store.read_batch(item).trajectories:
+                if trajectory.trajectory_id in wanted:
+                    wanted.discard(trajectory.trajectory_id)
+                    yield trajectory
 
 
 @dataclass
@@ -114,22 +176,32 @@ class DatasetBuilder:
         stats = TrainingStats.zeros(self.config)
         if not trajectories:
             return stats
-        pairs = [self.featurizer.pair(t.task.text, t.chosen) for t in trajectories]
-        kinds, rows = self.featurizer.dense_rows(pairs)
-        rewards = np.fromiter((t.outcome.reward for t in trajectories), dtype=np.float64, count=len(trajectories))
-        weights = np.fromiter((self.importance_weight(t) for t in trajectories), dtype=np.float64,
-                              count=len(trajectories))
+        texts, names, kinds, scores, hints, rewards, weights = [], [], [], [], [], [], []
+        for trajectory in trajectories:
+            chosen = trajectory.chosen
+            texts.append(trajectory.task.text)
+            names.append(chosen.name)
+            kinds.append(KIND_INDEX[chosen.kind.value])
+            scores.append(chosen.score)
+            hints.append(hint_value(chosen))
+            rewards.append(trajectory.outcome.reward)
+            weights.append(self.importance_weight(trajectory))
+        rows = self.featurizer.dense_rows(texts, names, np.array(scores, dtype=np.float64),
+                                          np.array(hints, dtype=np.float64))
+        kind_of_row = np.array(kinds, dtype=np.int64)
+        reward_of_row = np.array(rewards, dtype=np.float64)
+        weight_of_row = np.array(weights, dtype=np.float64)
         for kind in range(len(CANDIDATE_KINDS)):
-            mask = kinds == kind
+            mask = kind_of_row == kind
             if not mask.any():
                 continue
-            kind_rows, kind_weights = rows[mask], weights[mask]
-            weighted = kind_rows * kind_weights[:, None]
+            kind_rows = rows[mask]
+            weighted = kind_rows * weight_of_row[mask][:, None]
             stats.gram[kind] += weighted.T @ kind_rows
-            stats.moment[kind] += weighted.T @ rewards[mask]
+            stats.moment[kind] += weighted.T @ reward_of_row[mask]
             stats.kind_counts[kind] += int(mask.sum())
-        stats.reward_sum = float(weights @ rewards)
-        stats.weight_sum = float(weights.sum())
+        stats.reward_sum = float(weight_of_row @ reward_of_row)
+        stats.weight_sum = float(weight_of_row.sum())
         stats.count = len(trajectories)
         return stats
 

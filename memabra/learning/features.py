@@ -62,27 +62,37 @@ class Featurizer:
         name_indices, name_value = _hashed_tokens(candidate.name, config.name_buckets)
         columns = [config.task_buckets + index for index in name_indices]
         values = [name_value] * len(name_indices)
-        hint = candidate.payload.get("hint_reward", 0.0) if candidate.payload else 0.0
         columns += [config.bias_column, config.bias_column + 1, config.bias_column + 2]
-        values += [1.0, float(candidate.score), float(hint) if isinstance(hint, (int, float)) else 0.0]
+        values += [1.0, float(candidate.score), hint_value(candidate)]
         return columns, values
 
-    def pair(self, task_text: str, candidate: Candidate) -> tuple[int, list[int], list[float]]:
-        """The pair's kind index and sparse feature columns/values inside that kind's block."""
-        task_indices, task_value = self.task_features(task_text)
-        columns, values = self.candidate_columns(candidate)
-        return (
-            KIND_INDEX[candidate.kind.value],
-            list(task_indices) + columns,
-            [task_value] * len(task_indices) + values,
-        )
+    def dense_rows(self, texts: list[str], names: list[str], scores: np.ndarray, hints: np.ndarray) -> np.ndarray:
+        """Dense block rows of (task text, candidate name, score, hint); each distinct text or name is hashed once."""
+        config = self.config
+        rows = np.zeros((len(texts), config.block_size))
+        text_index, text_matrix = _distinct_token_rows(texts, config.task_buckets)
+        rows[:, :config.task_buckets] = text_matrix[text_index]
+        name_index, name_matrix = _distinct_token_rows(names, config.name_buckets)
+        rows[:, config.task_buckets:config.bias_column] = name_matrix[name_index]
+        rows[:, config.bias_column] = 1.0
+        rows[:, config.bias_column + 1] = scores
+        rows[:, config.bias_column + 2] = hints
+        return rows
 
-    def dense_rows(self, pairs: list[tuple[int, list[int], list[float]]]) -> tuple[np.ndarray, np.ndarray]:
-        """Stack sparse pairs into (kind indices, dense block rows)."""
-        kinds = np.fromiter((kind for kind, _, _ in pairs), dtype=np.int64, count=len(pairs))
-        rows = np.zeros((len(pairs), self.config.block_size), dtype=np.float64)
-        row_index = np.repeat(np.arange(len(pairs)), [len(columns) for _, columns, _ in pairs])
-        columns = np.fromiter((c for _, cols, _ in pairs for c in cols), dtype=np.int64, count=len(row_index))
-        values = np.fromiter((v for _, _, vals in pairs for v in vals), dtype=np.float64, count=len(row_index))
-        rows[row_index, columns] = values
-        return kinds, rows
+
+def hint_value(candidate: Candidate) -> float:
+    """The reward an episodic hint reports (0 for every other candidate)."""
+    hint = candidate.payload.get("hint_reward", 0.0) if candidate.payload else 0.0
+    return float(hint) if isinstance(hint, (int, float)) else 0.0
+
+
+def _distinct_token_rows(texts: list[str], buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's row number and one hashed token row per distinct text."""
+    positions: dict[str, int] = {}
+    index = np.fromiter((positions.setdefault(text, len(positions)) for text in texts), dtype=np.int64,
+                        count=len(texts))
+    matrix = np.zeros((len(positions), buckets))
+    for text, row in positions.items():
+        indices, value = _hashed_tokens(text, buckets)
+        matrix[row, list(indices)] = value
+    return index, matrix

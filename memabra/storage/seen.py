@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pydantic import Field
@@ -12,9 +12,11 @@ from memabra.storage.documents import DocumentFile
 
 
 class SeenTrajectories(Document):
-    """The seen-ids document."""
+    """The seen-ids document: ids listed one by one, plus sealed segments whose every trajectory was seen."""
 
     trajectory_ids: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(default_factory=list)
+    """Sealed segments (immutable) wholly seen; their ids are not repeated in trajectory_ids, so the file stays small."""
     updated_at: str | None = None
 
 
@@ -28,15 +30,30 @@ class SeenTrajectoryStore:
     def path(self) -> Path:
         return self.file.path
 
-    def load(self) -> set[str]:
-        """The ids seen so far (empty when the file does not exist yet)."""
-        document = self.file.read()
-        return set(document.trajectory_ids) if document else set()
+    def read(self) -> SeenTrajectories:
+        """The document (empty when the file does not exist yet)."""
+        return self.file.read() or SeenTrajectories()
 
-    def add(self, trajectory_ids: Iterable[str], already_seen: set[str] | None = None) -> int:
-        """Mark ids as seen, atomically; return how many were new."""
-        seen = self.load() if already_seen is None else set(already_seen)
+    def load(self) -> set[str]:
+        """The ids listed one by one (a wholly seen segment's ids are not among them)."""
+        return set(self.read().trajectory_ids)
+
+    def add(self, trajectory_ids: Iterable[str], already_seen: set[str] | None = None,
+            sealed_segments: Mapping[str, Iterable[str]] | None = None) -> int:
+        """Mark ids as seen, atomically; return how many were new.
+
+        Once every id is marked, each of `sealed_segments` (key to its ids) is wholly seen: it is recorded by key
+        and its ids leave the list.
+        """
+        document = self.read()
+        seen = set(document.trajectory_ids) if already_seen is None else set(already_seen)
         before = len(seen)
         seen.update(trajectory_ids)
-        self.file.write(SeenTrajectories(trajectory_ids=sorted(seen), updated_at=utc_now().isoformat()))
-        return len(seen) - before
+        added = len(seen) - before
+        segments = set(document.segments)
+        for key, ids in (sealed_segments or {}).items():
+            seen.difference_update(ids)
+            segments.add(key)
+        self.file.write(SeenTrajectories(trajectory_ids=sorted(seen), segments=sorted(segments),
+                                         updated_at=utc_now().isoformat()))
+        return added

@@ -1,0 +1,115 @@
+"""What a cycle needs from one trajectory file (ids, refused documents, training statistics), cached per segment.
+
+Sealed segments never change, so their summaries are computed once and kept under `<base-dir>/.cache/segments/`;
+a cached summary that is missing, stale (its segment's size or mtime changed) or unreadable is simply rebuilt.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from memabra.errors import StoreWriteError
+from memabra.learning.dataset import DatasetBuilder, TrainingStats
+from memabra.storage.atomic import atomic_write_bytes
+from memabra.storage.layout import StoreLayout
+from memabra.storage.trajectories import InvalidTrajectory, TrajectoryBatch, TrajectoryFile
+
+CACHE_FORMAT = 1
+"""Bumped whenever what a summary holds changes, so older cache files count as stale."""
+
+
+@dataclass
+class FileSummary:
+    """One file's valid trajectory ids (in order, each once), which of them are benchmark runs, the refused
+    documents, and the training statistics of its non-benchmark trajectories."""
+
+    key: str
+    ids: list[str]
+    benchmark: np.ndarray
+    invalid: list[InvalidTrajectory]
+    stats: TrainingStats
+    sealed: bool = True
+    training_ids: list[str] = field(init=False)
+
+    def __post_init__(self):
+        self.training_ids = [tid for tid, is_benchmark in zip(self.ids, self.benchmark.tolist()) if not is_benchmark]
+
+    @property
+    def benchmark_count(self) -> int:
+        return int(self.benchmark.sum())
+
+    @classmethod
+    def of_batch(cls, batch: TrajectoryBatch, builder: DatasetBuilder, skip_ids: set[str] | None = None) -> "FileSummary":
+        """Summarise a validated file, keeping each id's first run and leaving out the ids in skip_ids."""
+        seen = set(skip_ids or ())
+        kept = []
+        for trajectory in batch.trajectories:
+            if trajectory.trajectory_id not in seen:
+                seen.add(trajectory.trajectory_id)
+                kept.append(trajectory)
+        benchmark = np.fromiter((t.is_benchmark for t in kept), dtype=bool, count=len(kept))
+        stats = builder.stats([t for t in kept if not t.is_benchmark])
+        return cls(batch.file.key, [t.trajectory_id for t in kept], benchmark, list(batch.invalid), stats,
+                   batch.file.sealed)
+
+
+class SummaryCache:
+    """Summaries of sealed segments for one feature configuration, one `.npz` file per segment."""
+
+    def __init__(self, layout: StoreLayout, builder: DatasetBuilder):
+        self.folder = layout.cache_dir / "segments"
+        self.builder = builder
+
+    def _path(self, item: TrajectoryFile):
+        return self.folder / f"{item.key}.npz"
+
+    def _signature(self, item: TrajectoryFile) -> dict | None:
+        try:
+            stat = item.path.stat()
+        except OSError:
+            return None
+        return {"format": CACHE_FORMAT, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "features": self.builder.config.to_dict(), "max_importance_weight": self.builder.max_importance_weight}
+
+    def load(self, item: TrajectoryFile) -> FileSummary | None:
+        """The cached summary of a sealed segment, or None when it is missing, stale or unreadable."""
+        signature = self._signature(item)
+        if signature is None:
+            return None
+        try:
+            with np.load(self._path(item), allow_pickle=False) as arrays:
+                meta = orjson.loads(arrays["meta"].tobytes())
+                if meta.get("signature") != signature:
+                    return None
+                stats = TrainingStats(arrays["gram"], arrays["moment"], arrays["kind_counts"],
+                                      meta["reward_sum"], meta["weight_sum"], meta["count"])
+                benchmark = arrays["benchmark"]
+            zeros = TrainingStats.zeros(self.builder.config)
+            if (stats.gram.shape != zeros.gram.shape or stats.moment.shape != zeros.moment.shape
+                    or len(benchmark) != len(meta["ids"])):
+                return None
+            invalid = [InvalidTrajectory(**entry) for entry in meta["invalid"]]
+            return FileSummary(item.key, meta["ids"], benchmark.astype(bool), invalid, stats)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, orjson.JSONDecodeError, EOFError):
+            return None
+
+    def save(self, item: TrajectoryFile, summary: FileSummary) -> None:
+        """Keep a sealed segment's summary (atomically); a store we may not write just goes without."""
+        signature = self._signature(item)
+        if signature is None:
+            return
+        stats = summary.stats
+        meta = {"signature": signature, "ids": summary.ids, "invalid": [entry.to_dict() for entry in summary.invalid],
+                "reward_sum": stats.reward_sum, "weight_sum": stats.weight_sum, "count": stats.count}
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=np.frombuffer(orjson.dumps(meta), dtype=np.uint8), gram=stats.gram,
+                 moment=stats.moment, kind_counts=stats.kind_counts, benchmark=summary.benchmark)
+        try:
+            atomic_write_bytes(self._path(item), buffer.getvalue())
+        except StoreWriteError:
+            pass

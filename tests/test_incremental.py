@@ -1,0 +1,134 @@
+"""Cached per-segment summaries: a cycle reads only what is new, and learns exactly what a full retrain learns."""
+
+import json
+
+import numpy as np
+import pytest
+
+from memabra.demo.generate import generate_demo_trajectories
+from memabra.demo.world import DemoWorld
+from memabra.learning.dataset import ArtifactIndex, DatasetBuilder
+from memabra.learning.routers import HeuristicRouter
+from memabra.models import Trajectory
+from memabra.status import store_status
+from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
+from memabra.workflow import run_online_learning_workflow
+from tests.test_models import trajectory_doc
+
+
+def full_retrain_weights(base_dir):
+    """Weights fitted from scratch on every stored non-benchmark trajectory (first run of each id)."""
+    trajectories, _ = TrajectoryStore(base_dir).load_all()
+    unique = {t.trajectory_id: t for t in reversed(trajectories)}
+    training = [t for t in unique.values() if not t.is_benchmark]
+    builder = DatasetBuilder()
+    return builder.train(builder.stats(training)).weights
+
+
+def indexed_weights(base_dir):
+    index = ArtifactIndex.scan(base_dir, set())
+    return DatasetBuilder().train(index.training_stats()).weights, index
+
+
+def cache_files(base_dir):
+    return sorted((base_dir / ".cache" / "segments").glob("*.npz"))
+
+
+def test_incremental_training_equals_a_full_retrain(seeded_store):
+    first, _ = indexed_weights(seeded_store)
+    assert len(cache_files(seeded_store)) == 1, "the sealed segment's summary is cached"
+    generate_demo_trajectories(seeded_store, 700, HeuristicRouter(), world=DemoWorld(7), seed=12)
+    cached, index = indexed_weights(seeded_store)
+    assert index.training_count == 2700 and len(cache_files(seeded_store)) == 2
+    np.testing.assert_allclose(cached, full_retrain_weights(seeded_store), rtol=1e-9, atol=1e-12)
+    assert not np.allclose(first, cached), "the new trajectories changed the fit"
+
+
+def test_cycle_result_is_the_same_with_a_cold_or_warm_cache(seeded_store, tmp_path):
+    import shutil
+
+    cold_dir = tmp_path / "cold"
+    shutil.copytree(seeded_store, cold_dir)
+    ArtifactIndex.scan(seeded_store, set())  # warm the cache
+    warm = run_online_learning_workflow(base_dir=seeded_store, dry_run=True)
+    cold = run_online_learning_workflow(base_dir=cold_dir, dry_run=True)
+    for key in ("training_trajectory_count", "new_trajectory_count", "challenger", "reward_delta"):
+        assert warm[key] == cold[key]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "stale"])
+def test_a_corrupt_or_stale_cache_is_rebuilt_with_the_same_result(seeded_store, damage):
+    generate_demo_trajectories(seeded_store, 300, HeuristicRouter(), world=DemoWorld(7), seed=13)
+    expected, expected_index = indexed_weights(seeded_store)
+    first, second = cache_files(seeded_store)
+    if damage == "garbage":
+        first.write_bytes(b"not a cache at all")
+    elif damage == "truncated":
+        first.write_bytes(first.read_bytes()[:-200])
+    elif damage == "empty":
+        first.write_bytes(b"")
+    else:
+        first.write_bytes(second.read_bytes())  # a summary of another segment
+    weights, index = indexed_weights(seeded_store)
+    np.testing.assert_array_equal(weights, expected)
+    assert index.training_count == expected_index.training_count and index.files == expected_index.files
+    repaired = ArtifactIndex.scan(seeded_store, set())
+    assert repaired.training_count == 2300
+    assert len(cache_files(seeded_store)) == 2
+
+
+def test_a_segment_replaced_in_place_is_summarised_again(seeded_store):
+    indexed_weights(seeded_store)
+    segment = next((seeded_store / "trajectories").glob("*.json"))
+    data = json.loads(segment.read_text())
+    dropped = data["trajectories"].pop(next(iter(data["trajectories"])))
+    segment.write_text(json.dumps(data))
+    weights, index = indexed_weights(seeded_store)
+    assert index.training_count == 1999 and dropped["trajectory_id"] not in index.summaries[0].ids
+    np.testing.assert_allclose(weights, full_retrain_weights(seeded_store), rtol=1e-9, atol=1e-12)
+
+
+def test_an_id_stored_twice_counts_once(tmp_path):
+    trajectory = Trajectory.model_validate(trajectory_doc())
+    for _ in range(2):
+        with TrajectoryWriter(tmp_path) as writer:
+            writer.append(trajectory)
+            writer.append(trajectory_doc(reward=0.1))
+    for _ in range(2):  # cold, then warm cache
+        weights, index = indexed_weights(tmp_path)
+        assert index.training_count == 3 and len(index.files) == 2
+        np.testing.assert_allclose(weights, full_retrain_weights(tmp_path), rtol=1e-9, atol=1e-12)
+
+
+def test_invalid_documents_are_reported_from_the_cache_too(tmp_path):
+    good = Trajectory.model_validate(trajectory_doc()).model_dump(mode="json")
+    bad = dict(good, trajectory_id="bad", outcome={"reward": "high", "latency_ms": 1})
+    folder = tmp_path / "trajectories"
+    folder.mkdir()
+    (folder / "seg.json").write_text(json.dumps({"trajectories": {"1": good, "2": bad}}))
+    for _ in range(2):
+        index = ArtifactIndex.scan(tmp_path, set())
+        assert index.training_count == 1
+        assert [(entry.file, entry.position) for entry in index.invalid] == [("trajectories/seg.json", 1)]
+
+
+def test_seen_file_lists_segments_not_ids_and_counts_stay_right(seeded_store):
+    assert run_online_learning_workflow(base_dir=seeded_store)["status"] == "promoted"
+    writer = TrajectoryWriter(seeded_store)
+    for _ in range(60):
+        writer.append(trajectory_doc())
+    status = store_status(seeded_store)
+    assert status["unseen_trajectory_count"] == 60 and status["seen_trajectory_count"] == 2000
+    result = run_online_learning_workflow(base_dir=seeded_store)
+    assert result["new_trajectory_count"] == 60 and result["training_trajectory_count"] == 2060
+    seen = json.loads((seeded_store / "seen-trajectories.json").read_text())
+    assert len(seen["trajectory_ids"]) == 60, "ids of a still-open journal are listed one by one"
+    writer.close()
+    status = store_status(seeded_store)
+    assert status["unseen_trajectory_count"] == 0 and status["seen_trajectory_count"] == 2060
+    generate_demo_trajectories(seeded_store, 80, HeuristicRouter(), world=DemoWorld(7), seed=14)
+    result = run_online_learning_workflow(base_dir=seeded_store)
+    assert result["new_trajectory_count"] == 80
+    seen = json.loads((seeded_store / "seen-trajectories.json").read_text())
+    assert seen["trajectory_ids"] == [], "once sealed, the journal's ids collapse into its segment's key"
+    assert store_status(seeded_store)["seen_trajectory_count"] == 2140
