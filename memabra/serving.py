@@ -60,7 +60,7 @@ class ActiveRouter:
         self._current_path = StoreLayout(self.base_dir).current_path
         self._router: ScoringRouter = HeuristicRouter()
         self._signature: tuple[int, int, int] | None = None
-        self._next_check = 0.0
+        self._checked_at = float("-inf")
         self._rng = random.Random(seed)
         self._mutex = threading.Lock()
         self.refresh()
@@ -78,14 +78,14 @@ class ActiveRouter:
 
     def _maybe_refresh(self) -> None:
         now = time.monotonic()
-        if now < self._next_check:
+        if now - self._checked_at < self.check_interval:
             return
         with self._mutex:
-            if now >= self._next_check:
+            if now - self._checked_at >= self.check_interval:
                 self._refresh_locked()
 
     def _refresh_locked(self) -> bool:
-        self._next_check = time.monotonic() + self.check_interval
+        self._checked_at = time.monotonic()
         signature = _file_signature(self._current_path)
         if signature == self._signature:
             return False
