@@ -57,6 +57,20 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
+def _positive_int(value: str) -> int:
+    number = _non_negative_int(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError("0 is not allowed; give 1 or more")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = _finite_float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return number
+
+
 def _finite_float(value: str) -> float:
     try:
         number = float(value)
@@ -116,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     gates.add_argument("--required-task-count", metavar="N", type=_non_negative_int,
                        help="the benchmark must run at least N tasks (default 20)")
 
+    bench = parser.add_argument_group("benchmark (your agent)")
+    bench.add_argument("--executor", metavar="MODULE:FACTORY",
+                       help="run benchmark tasks through your agent: package.module:factory returns an object with "
+                            "execute(task, candidate) -> Outcome")
+    bench.add_argument("--benchmark-suite", metavar="FILE", type=Path,
+                       help="your benchmark tasks as JSON (needs --executor; default: the demo world's suite)")
+    bench.add_argument("--benchmark-concurrency", metavar="N", type=_positive_int,
+                       help="benchmark tasks executed at once (default 4)")
+    bench.add_argument("--benchmark-timeout", metavar="SECONDS", type=_positive_float,
+                       help="a task running longer counts as an error outcome (default: no limit)")
+
     demo = parser.add_argument_group("demo trajectories")
     demo.add_argument("--exploration", choices=("epsilon_greedy", "softmax", "greedy"),
                       help="logging policy (default epsilon_greedy)")
@@ -134,6 +159,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         min_reward_delta=args.min_reward_delta, max_error_rate_increase=args.max_error_rate_increase,
         max_latency_increase_ms=args.max_latency_increase_ms, required_task_count=args.required_task_count,
         exploration=args.exploration, epsilon=args.epsilon, temperature=args.temperature, seed=args.seed,
+        benchmark_concurrency=args.benchmark_concurrency, benchmark_timeout=args.benchmark_timeout,
     )
 
 
@@ -225,11 +251,12 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> dic
     elif args.ingest is not None:
         result = _ingest(args.ingest, base_dir)
     else:
+        suite, executor = _benchmark_plugins(args)
         with StderrProgress() as progress:
             result = run_online_learning_workflow(
                 seen_trajectory_store=args.seen_trajectory_store, dry_run=args.dry_run,
                 baseline_version=args.baseline_version, case_index=args.case_index,
-                on_event=progress, cancel=cancel, settings=settings,
+                on_event=progress, cancel=cancel, settings=settings, suite=suite, executor=executor,
             )
         if case_index_summary and result.get("case_index"):
             result["case_index"]["rebuilt"] = True
@@ -258,6 +285,22 @@ def _demo_trajectories(args: argparse.Namespace, settings: Settings, cancel) -> 
         )
     summary["base_dir"] = str(settings.base_dir)
     return summary
+
+
+def _benchmark_plugins(args: argparse.Namespace):
+    """The suite and executor the flags name (None for the demo world's), checked before the cycle starts."""
+    if args.benchmark_suite is not None and args.executor is None:
+        raise BadInputError("--benchmark-suite needs --executor: the demo world runs only its own tasks")
+    suite = executor = None
+    if args.benchmark_suite is not None:
+        from memabra.evaluation.benchmark import load_benchmark_suite
+
+        suite = load_benchmark_suite(args.benchmark_suite)
+    if args.executor is not None:
+        from memabra.evaluation.plugins import load_executor
+
+        executor = load_executor(args.executor)
+    return suite, executor
 
 
 def _ingest(path: Path, base_dir: Path) -> dict[str, Any]:

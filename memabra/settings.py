@@ -44,6 +44,12 @@ class Settings(BaseModel):
     seed: int = 7
     """Seed of the demo world and of everything random in a cycle."""
 
+    benchmark_concurrency: int = Field(4, ge=1)
+    """Benchmark tasks executed at once (threads); 1 runs them one by one. Results keep the suite's order."""
+
+    benchmark_timeout: float | None = Field(None, gt=0.0)
+    """Seconds one benchmark task may take before it counts as an error outcome (None: no limit)."""
+
 
 _ENV_PREFIX = "MEMABRA_"
 

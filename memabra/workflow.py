@@ -98,7 +98,8 @@ class _Cycle:
 
         baseline, baseline_id = self.baseline_router()
         suite = self.suite or DemoWorld(self.settings.seed).benchmark_suite()
-        evaluator = Evaluator(self.executor)
+        evaluator = Evaluator(self.executor, concurrency=self.settings.benchmark_concurrency,
+                              timeout=self.settings.benchmark_timeout)
         total = 2 * len(suite.tasks)
         baseline_eval = evaluator.evaluate(
             baseline, suite, cancel=self.cancel,
@@ -238,6 +239,8 @@ def run_online_learning_workflow(
     max_error_rate_increase: float | None = None,
     max_latency_increase_ms: float | None = None,
     required_task_count: int | None = None,
+    benchmark_concurrency: int | None = None,
+    benchmark_timeout: float | None = None,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
     suite: BenchmarkSuite | None = None,
@@ -248,7 +251,8 @@ def run_online_learning_workflow(
     skipped or cancelled); a promoted challenger becomes the current version."""
     overrides = dict(base_dir=base_dir, min_new_trajectories=min_new_trajectories,
                      min_reward_delta=min_reward_delta, max_error_rate_increase=max_error_rate_increase,
-                     max_latency_increase_ms=max_latency_increase_ms, required_task_count=required_task_count)
+                     max_latency_increase_ms=max_latency_increase_ms, required_task_count=required_task_count,
+                     benchmark_concurrency=benchmark_concurrency, benchmark_timeout=benchmark_timeout)
     if settings is None:
         settings = load_settings(**overrides)
     else:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 from memabra.errors import CycleCancelled
 from memabra.evaluation.benchmark import BenchmarkSuite
-from memabra.models import BenchmarkMetrics, Candidate, Outcome, Task, Trajectory
+from memabra.models import BenchmarkMetrics, Candidate, Decision, Outcome, Task, Trajectory
 
 CANCEL_CHECK_EVERY = 16
 """Tasks between two looks at the cancel flag (and two progress reports)."""
@@ -48,10 +49,26 @@ class Evaluation:
         return self.metrics.task_count
 
 
-def run_candidate(executor: Executor, task: Task, candidate: Candidate) -> Outcome:
-    """Execute one candidate; an executor that raises yields an error outcome instead of a crash."""
+def run_candidate(executor: Executor, task: Task, candidate: Candidate, timeout: float | None = None) -> Outcome:
+    """Execute one candidate; an executor that raises, returns no outcome or overruns `timeout` seconds yields an
+    error outcome instead of a crash."""
+    if timeout is None:
+        return _execute(executor, task, candidate)
+    finished: list[Outcome] = []
+    worker = threading.Thread(target=lambda: finished.append(_execute(executor, task, candidate)),
+                              name=f"memabra-execute-{task.task_id}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not finished:
+        # The call cannot be stopped from outside; its daemon thread is abandoned and its result ignored.
+        return Outcome(reward=0.0, latency_ms=timeout * 1000.0, error=f"executor timed out after {timeout:g} s")
+    return finished[0]
+
+
+def _execute(executor: Executor, task: Task, candidate: Candidate) -> Outcome:
     try:
-        return executor.execute(task, candidate)
+        outcome = executor.execute(task, candidate)
+        return outcome if isinstance(outcome, Outcome) else Outcome.model_validate(outcome)
     except Exception as exc:  # noqa: BLE001 - a failing executor is an outcome, not a crashed cycle
         return Outcome(reward=0.0, latency_ms=0.0, error=f"executor raised {type(exc).__name__}: {exc}"[:2000])
 
@@ -59,8 +76,10 @@ def run_candidate(executor: Executor, task: Task, candidate: Candidate) -> Outco
 class Evaluator:
     """Runs routers over benchmark suites (`Evaluator().evaluate(router, suite)`)."""
 
-    def __init__(self, executor: Executor | None = None):
+    def __init__(self, executor: Executor | None = None, concurrency: int = 1, timeout: float | None = None):
         self.executor = executor
+        self.concurrency = max(1, concurrency)
+        self.timeout = timeout
 
     def evaluate(
         self,
@@ -81,10 +100,9 @@ class Evaluator:
         errors = 0
         expected_sum = 0.0
         expected_known = True
+        runs = self._runs(router, executor, suite)
         for done, item in enumerate(suite.tasks, start=1):
-            decision = router.route(item.task, item.candidates)
-            chosen = next(c for c in item.candidates if c.candidate_id == decision.chosen_candidate_id)
-            outcome = run_candidate(executor, item.task, chosen)
+            decision, chosen, outcome = next(runs)
             reward_sum += outcome.reward
             latency_sum += outcome.latency_ms
             errors += outcome.error is not None
@@ -99,6 +117,7 @@ class Evaluator:
                                            decision=decision, outcome=outcome))
             if done % CANCEL_CHECK_EVERY == 0 or done == total:
                 if cancel is not None and cancel.is_set():
+                    runs.close()
                     raise CycleCancelled("the cycle was cancelled during evaluation; nothing was written")
                 if on_progress:
                     on_progress(done, total)
@@ -116,3 +135,25 @@ class Evaluator:
             expected_value=expected_sum / count if expected_known and total else None,
             trajectories=trajectories,
         )
+
+    def _runs(self, router, executor: Executor, suite: BenchmarkSuite) -> Iterator[tuple[Decision, Candidate, Outcome]]:
+        """Each task's decision, chosen candidate and outcome, in suite order; up to `concurrency` execute at once
+        (routing stays in the caller's thread, so routers need not be thread-safe)."""
+        chosen_runs = []
+        for item in suite.tasks:
+            decision = router.route(item.task, item.candidates)
+            chosen = next(c for c in item.candidates if c.candidate_id == decision.chosen_candidate_id)
+            if self.concurrency == 1:
+                yield decision, chosen, run_candidate(executor, item.task, chosen, self.timeout)
+            else:
+                chosen_runs.append((item.task, decision, chosen))
+        if not chosen_runs:
+            return
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="memabra-benchmark")
+        try:
+            futures = [pool.submit(run_candidate, executor, task, chosen, self.timeout)
+                       for task, _, chosen in chosen_runs]
+            for (_, decision, chosen), future in zip(chosen_runs, futures):
+                yield decision, chosen, future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
