@@ -10,7 +10,7 @@ from typing import Any, Callable
 import orjson
 
 from memabra.errors import BadInputError
-from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter, validate_trajectories
+from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter, gc_paused, validate_trajectories
 
 INGEST_BATCH_LINES = 5_000
 """Lines validated (and appended) together; bounds the memory an import of a huge file needs."""
@@ -44,7 +44,9 @@ def stored_trajectory_ids(base_dir: Path) -> set[str]:
     store = TrajectoryStore(base_dir)
     ids: set[str] = set()
     for item in store.files():
-        for document in store.read_documents(item):
+        with gc_paused():
+            documents = store.read_documents(item)
+        for document in documents:
             if isinstance(document, dict) and isinstance(document.get("trajectory_id"), str):
                 ids.add(document["trajectory_id"])
     return ids
@@ -121,16 +123,21 @@ class _FileImport:
         except orjson.JSONDecodeError as exc:
             self.result.add_invalid(self.counts, number, "document", f"not valid JSON ({exc})")
             return
-        if isinstance(document, dict) and document.get("trajectory_id") is None:
-            document.pop("trajectory_id", None)
-            document["trajectory_id"] = content_trajectory_id(document)
+        if isinstance(document, dict):
+            if document.get("trajectory_id") is None:
+                document.pop("trajectory_id", None)
+                document["trajectory_id"] = content_trajectory_id(document)
+            if isinstance(document["trajectory_id"], str) and document["trajectory_id"] in self.known_ids:
+                self.counts.duplicate_count += 1  # already stored: skipped without validating it again
+                return
         self.documents.append(document)
         self.line_numbers.append(number)
 
     def flush(self) -> None:
         if not self.documents:
             return
-        valid, invalid = validate_trajectories(self.documents, self.counts.file)
+        with gc_paused():
+            valid, invalid = validate_trajectories(self.documents, self.counts.file)
         for refused in invalid:
             self.result.add_invalid(self.counts, self.line_numbers[refused.position], refused.field,
                                     refused.error.partition(": ")[2])
