@@ -8,6 +8,7 @@ import orjson
 
 from memabra.models import Trajectory
 from memabra.schema import SCHEMA_PATH, schema_text, trajectory_json_schema
+from memabra.storage.lock import StoreLock
 from memabra.storage.trajectories import TrajectoryStore
 from tests.conftest import ROOT
 
@@ -110,3 +111,10 @@ def test_schema_doc_names_every_field_and_its_example_is_valid():
     assert missing == [], f"docs/trajectory-schema.md does not describe {missing}"
     example = re.search(r"## Example line\n\n```json\n(.*?)```", doc, re.S).group(1)
     Trajectory.model_validate(json.loads(example))
+
+
+def test_ingest_runs_while_a_cycle_holds_the_lock(cli, tmp_path):
+    log = write_jsonl(tmp_path / "agent.jsonl", [trajectory_line(i) for i in range(3)])
+    with StoreLock(tmp_path / "store", "cycle"):
+        result = cli("--base-dir", tmp_path / "store", "--ingest", log)
+    assert result.code == 0 and result.json["stored_count"] == 3
