@@ -91,7 +91,7 @@ class ActiveRouter:
             return False
         try:
             router = self._versions.active_router()
-        except MemabraError as exc:
+        except (MemabraError, ValueError, KeyError, TypeError) as exc:  # a version this code cannot load
             self.last_error = str(exc)
             return False  # keep serving the previous router; the next check tries again
         self._router, self._signature, self.last_error = router, signature, None

@@ -104,3 +104,15 @@ def test_importing_memabra_stays_light():
             "from memabra import load_active_router, append_trajectory, TrajectoryWriter; "
             "assert 'textual' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_version_this_code_cannot_load_keeps_the_previous_router_serving(seeded_store):
+    first = run_online_learning_workflow(base_dir=seeded_store, min_new_trajectories=10)["challenger_version_id"]
+    router = load_active_router(seeded_store)
+    store = RouterVersionStore(seeded_store)
+    second = store.save(store.load_router(first)).version_id
+    path = seeded_store / "router-versions" / "versions" / f"{second}.json"
+    path.write_text(path.read_text().replace('"simple_learning"', '"mystery"'))
+    store.rollback(second)
+    assert router.refresh() is False
+    assert router.version_id == first and "unknown router kind 'mystery'" in router.last_error
