@@ -6,6 +6,7 @@ Progress goes to stderr (a rich progress bar on a terminal); errors are one line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
@@ -251,8 +252,9 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> dic
     elif args.ingest is not None:
         result = _ingest(args.ingest, base_dir)
     else:
-        suite, executor = _benchmark_plugins(args)
-        with StderrProgress() as progress:
+        # The user's executor may print; stdout must stay one JSON document.
+        with contextlib.redirect_stdout(sys.stderr), StderrProgress() as progress:
+            suite, executor = _benchmark_plugins(args)
             result = run_online_learning_workflow(
                 seen_trajectory_store=args.seen_trajectory_store, dry_run=args.dry_run,
                 baseline_version=args.baseline_version, case_index=args.case_index,

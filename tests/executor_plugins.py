@@ -23,6 +23,19 @@ def make_executor() -> KindExecutor:
     return KindExecutor()
 
 
+class ChattyExecutor(KindExecutor):
+    """Prints as it works, as agents under development do."""
+
+    def execute(self, task: Task, candidate: Candidate):
+        print(f"running {candidate.candidate_id} on {task.task_id}")
+        return super().execute(task, candidate)
+
+
+def make_chatty_executor() -> ChattyExecutor:
+    print("chatty executor ready")
+    return ChattyExecutor()
+
+
 def broken_factory():
     raise RuntimeError("cannot reach the agent")
 

@@ -49,6 +49,15 @@ def test_cycle_runs_the_users_suite_through_the_users_executor(cli, seeded_store
                       "t6": "executor timed out after 0.5 s"}
 
 
+def test_an_executor_that_prints_leaves_stdout_one_json_document(cli, seeded_store, tmp_path):
+    suite = write_suite(tmp_path / "suite.json", suite_document())
+    result = cli("--base-dir", seeded_store, "--executor", "tests.executor_plugins:make_chatty_executor",
+                 "--benchmark-suite", suite, "--benchmark-timeout", "0.2", "--dry-run")
+    assert result.code == 0, result.stderr
+    assert result.json["status"] == "dry_run"
+    assert "chatty executor ready" in result.stderr and "running direct:0 on t0" in result.stderr
+
+
 def test_concurrent_benchmark_gives_the_same_results_in_task_order():
     world = DemoWorld(7)
     suite = world.benchmark_suite(64)
