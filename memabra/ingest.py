@@ -103,16 +103,24 @@ class _FileImport:
         self.documents: list[Any] = []
         self.line_numbers: list[int] = []
 
-    def run(self) -> None:
+    def run(self, on_bytes: Callable[[int], None] | None = None) -> None:
+        """Import the file; `on_bytes(n)` is told how many bytes each batch read."""
+        batch_bytes = 0
         try:
             with self.path.open("rb") as handle:
                 for number, raw in enumerate(handle, start=1):
+                    batch_bytes += len(raw)
                     self.read_line(number, raw)
                     if len(self.documents) >= INGEST_BATCH_LINES:
                         self.flush()
+                        if on_bytes:
+                            on_bytes(batch_bytes)
+                        batch_bytes = 0
         except OSError as exc:
             raise BadInputError(f"cannot read --ingest file {self.path}: {exc.strerror or exc}") from exc
         self.flush()
+        if on_bytes:
+            on_bytes(batch_bytes)
 
     def read_line(self, number: int, raw: bytes) -> None:
         if not raw.strip():
@@ -153,17 +161,26 @@ class _FileImport:
 
 def ingest_trajectories(base_dir: Path, path: Path,
                         on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Import a .jsonl file (or a folder of them) into the store; return the counts and the invalid lines."""
+    """Import a .jsonl file (or a folder of them) into the store; return the counts and the invalid lines.
+
+    `on_progress(done, total)` counts bytes read over all files."""
     files = jsonl_files(Path(path))
+    total_bytes = sum(file_path.stat().st_size for file_path in files)
+    done_bytes = 0
+
+    def advance(read: int) -> None:
+        nonlocal done_bytes
+        done_bytes = min(done_bytes + read, total_bytes)
+        if on_progress:
+            on_progress(done_bytes, total_bytes)
+
     known_ids = stored_trajectory_ids(base_dir)
     result = IngestResult()
     with TrajectoryWriter(base_dir) as writer:
-        for done, file_path in enumerate(files, start=1):
+        for file_path in files:
             counts = FileCounts(str(file_path))
             result.files.append(counts)
-            _FileImport(file_path, counts, result, writer, known_ids).run()
-            if on_progress:
-                on_progress(done, len(files))
+            _FileImport(file_path, counts, result, writer, known_ids).run(advance)
     summary = result.to_dict()
     summary["base_dir"] = str(base_dir)
     return summary
