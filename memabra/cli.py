@@ -276,7 +276,7 @@ def _demo_trajectories(args: argparse.Namespace, settings: Settings, cancel) -> 
     from memabra.storage.versions import RouterVersionStore
 
     router = RouterVersionStore(settings.base_dir).active_router()
-    exploration = ExplorationPolicy(settings.exploration, settings.epsilon, settings.temperature)
+    exploration = ExplorationPolicy.from_settings(settings)
     case_index = CaseIndex.load(args.case_index) if args.case_index else None
     with StderrProgress() as progress:
         summary = generate_demo_trajectories(

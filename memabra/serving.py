@@ -117,7 +117,7 @@ def load_active_router(base_dir: str | os.PathLike | None = None, exploration: E
     settings say (`MEMABRA_EXPLORATION`, `MEMABRA_EPSILON`, `MEMABRA_TEMPERATURE`) unless told otherwise."""
     settings = settings or load_settings(base_dir=base_dir)
     if exploration is None:
-        exploration = ExplorationPolicy(settings.exploration, settings.epsilon, settings.temperature)
+        exploration = ExplorationPolicy.from_settings(settings)
     return ActiveRouter(settings.base_dir, exploration, seed=seed)
 
 

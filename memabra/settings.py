@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -32,7 +32,7 @@ class Settings(BaseModel):
     required_task_count: int = Field(20, ge=0)
     """Gate: the benchmark must have run at least this many tasks."""
 
-    exploration: str = "epsilon_greedy"
+    exploration: Literal["epsilon_greedy", "softmax", "greedy"] = "epsilon_greedy"
     """Logging policy of the runner: `epsilon_greedy`, `softmax` or `greedy`."""
 
     epsilon: float = Field(0.2, ge=0.0, le=1.0)

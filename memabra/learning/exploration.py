@@ -22,6 +22,11 @@ class ExplorationPolicy:
         if self.kind not in ("greedy", "epsilon_greedy", "softmax"):
             raise ValueError(f"unknown exploration {self.kind!r}: use greedy, epsilon_greedy or softmax")
 
+    @classmethod
+    def from_settings(cls, settings) -> "ExplorationPolicy":
+        """The logging policy the settings name (`exploration`, `epsilon`, `temperature`)."""
+        return cls(settings.exploration, settings.epsilon, settings.temperature)
+
     @property
     def name(self) -> str:
         if self.kind == "epsilon_greedy":

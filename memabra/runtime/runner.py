@@ -12,6 +12,7 @@ from memabra.learning.exploration import ExplorationPolicy
 from memabra.learning.routers import HeuristicRouter, ScoringRouter
 from memabra.models import Candidate, Decision, Task, Trajectory
 from memabra.runtime.case_index import CaseIndex
+from memabra.settings import load_settings
 from memabra.storage.trajectories import TrajectoryWriter, shared_writer
 
 
@@ -39,7 +40,7 @@ class MemabraApp:
         self.retriever = retriever
         self.executor = executor
         self.router: ScoringRouter = router or HeuristicRouter()
-        self.exploration = exploration or ExplorationPolicy()
+        self.exploration = exploration or ExplorationPolicy.from_settings(load_settings())
         self.case_index = case_index
         self.writer = writer or shared_writer(self.base_dir)
         self._rng = random.Random(seed)

@@ -1,0 +1,179 @@
+"""Counterfactual evaluation of routers on logged trajectories: how each would have done on that traffic.
+
+A router is evaluated as it is deployed: greedily, taking the first of tied best scores (as `route()` does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memabra.evaluation import offpolicy
+from memabra.evaluation.offpolicy import DEFAULT_LEVEL, DEFAULT_MAX_WEIGHT, DEFAULT_RESAMPLES, Estimate
+from memabra.models import Trajectory
+
+ESTIMATORS = ("ips", "snips", "dm", "dr")
+MEAN_WEIGHT_TOLERANCE = 0.1
+"""A mean importance weight this far from 1 (and beyond MEAN_WEIGHT_STANDARD_ERRORS) marks propensities suspect."""
+MEAN_WEIGHT_STANDARD_ERRORS = 4.0
+
+
+@dataclass
+class LoggedDecisions:
+    """Trajectories with a usable propensity, as arrays; `excluded_count` had none and are left out."""
+
+    trajectories: list[Trajectory]
+    rewards: np.ndarray
+    propensities: np.ndarray
+    logged_actions: np.ndarray
+    excluded_count: int
+
+    @classmethod
+    def from_trajectories(cls, trajectories: list[Trajectory]) -> "LoggedDecisions":
+        usable = [t for t in trajectories if t.decision.propensity is not None]
+        actions = [next(i for i, c in enumerate(t.candidates) if c.candidate_id == t.decision.chosen_candidate_id)
+                   for t in usable]
+        return cls(
+            trajectories=usable,
+            rewards=np.array([t.outcome.reward for t in usable], dtype=np.float64),
+            propensities=np.array([t.decision.propensity for t in usable], dtype=np.float64),
+            logged_actions=np.array(actions, dtype=np.int64),
+            excluded_count=len(trajectories) - len(usable),
+        )
+
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    def scores(self, router) -> np.ndarray:
+        """The router's score of every candidate, one row per decision, padded with -inf."""
+        width = max((len(t.candidates) for t in self.trajectories), default=0)
+        matrix = np.full((len(self), width), -np.inf)
+        for row, trajectory in enumerate(self.trajectories):
+            matrix[row, :len(trajectory.candidates)] = router.scores(trajectory.task, trajectory.candidates)
+        return matrix
+
+    def target_probabilities(self, distribution: np.ndarray) -> np.ndarray:
+        """The evaluated policy's probability of each logged action."""
+        return distribution[np.arange(len(self)), self.logged_actions]
+
+
+def greedy_distribution(scores: np.ndarray) -> np.ndarray:
+    """One-hot rows on the first best score of each row: the deployed router's choice."""
+    distribution = np.zeros_like(scores, dtype=np.float64)
+    if scores.size:
+        distribution[np.arange(len(scores)), np.argmax(scores, axis=1)] = 1.0
+    return distribution
+
+
+def estimate_router(decisions: LoggedDecisions, router, reward_model=None, *, level: float = DEFAULT_LEVEL,
+                    resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                    max_weight: float = DEFAULT_MAX_WEIGHT) -> tuple[dict[str, Estimate], np.ndarray]:
+    """Every estimator's value of the router (DM and DR only with a reward model), and its importance weights."""
+    scores = decisions.scores(router)
+    distribution = greedy_distribution(scores)
+    targets = decisions.target_probabilities(distribution)
+    common = dict(level=level, resamples=resamples, seed=seed)
+    args = (decisions.rewards, decisions.propensities, targets)
+    estimates = {
+        "ips": offpolicy.ips(*args, max_weight=max_weight, **common),
+        "snips": offpolicy.snips(*args, max_weight=max_weight, **common),
+    }
+    if reward_model is not None:
+        predictions = scores.copy() if reward_model is router else decisions.scores(reward_model)
+        predictions[~np.isfinite(predictions)] = 0.0
+        estimates["dm"] = offpolicy.direct_method(predictions, distribution, **common)
+        estimates["dr"] = offpolicy.doubly_robust(*args, predictions, distribution, decisions.logged_actions,
+                                                  max_weight=max_weight, **common)
+    weights, _ = offpolicy.importance_weights(decisions.propensities, targets, max_weight)
+    return estimates, weights
+
+
+def compare_routers(trajectories: list[Trajectory], baseline, challenger, reward_model=None, *,
+                    level: float = DEFAULT_LEVEL, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                    max_weight: float = DEFAULT_MAX_WEIGHT) -> dict[str, Any]:
+    """The `off_policy` section of a report: both routers' values on the trajectories and the paired deltas."""
+    decisions = LoggedDecisions.from_trajectories(trajectories)
+    report: dict[str, Any] = {
+        "held_out_count": len(trajectories), "excluded_count": decisions.excluded_count,
+        "used_count": len(decisions), "level": level, "resamples": resamples,
+        "max_importance_weight": max_weight, "reward_model": _describe_model(reward_model, challenger),
+        "estimators": {}, "mean_importance_weight": {}, "clipped_count": {}, "logging_check": None,
+        "propensities_suspect": False,
+        "warnings": [],
+    }
+    warnings: list[str] = report["warnings"]
+    if decisions.excluded_count:
+        warnings.append(f"{decisions.excluded_count} held-out trajectories record no propensity and were left out "
+                        "of the off-policy estimates")
+    if not len(decisions):
+        warnings.append("no held-out trajectory with a propensity: off-policy estimates need some (raise "
+                        "--holdout-share or log propensities)")
+        return report
+    per_router = {}
+    for name, router in (("baseline", baseline), ("challenger", challenger)):
+        estimates, weights = estimate_router(decisions, router, reward_model, level=level, resamples=resamples,
+                                             seed=seed, max_weight=max_weight)
+        per_router[name] = estimates
+        report["mean_importance_weight"][name] = float(weights.mean())
+        report["clipped_count"][name] = estimates["ips"].clipped_count
+        if estimates["ips"].clipped_count:
+            warnings.append(f"{estimates['ips'].clipped_count} of the {name}'s importance weights were capped at "
+                            f"{max_weight:g} (logged propensities below {1 / max_weight:.3g}); its estimates lean low")
+    if (decisions.propensities == 1.0).all():
+        warnings.append("every held-out decision was logged with propensity 1 (no exploration): estimates only see "
+                        "what the logging router chose and are biased towards it; log with epsilon_greedy or softmax")
+    else:
+        mean_weight, standard_error, suspect = check_propensities(decisions, max_weight)
+        report["logging_check"] = {"mean_uniform_weight": mean_weight, "standard_error": standard_error}
+        if suspect:
+            report["propensities_suspect"] = True
+            warnings.append(f"the logged propensities do not add up: weighting the held-out decisions by 1/(candidates "
+                            f"x propensity) should average about 1, here {mean_weight:.3g}; check that the agent records "
+                            "the probability of the candidate it actually chose and can pick every candidate")
+    for estimator in ESTIMATORS:
+        if estimator not in per_router["baseline"]:
+            continue
+        base, chall = per_router["baseline"][estimator], per_router["challenger"][estimator]
+        report["estimators"][estimator] = {
+            "baseline": base.to_dict(), "challenger": chall.to_dict(),
+            "delta": offpolicy.delta(base, chall).to_dict(),
+        }
+    return report
+
+
+def check_propensities(decisions: LoggedDecisions,
+                       max_weight: float = DEFAULT_MAX_WEIGHT) -> tuple[float, float, bool]:
+    """Mean importance weight of picking uniformly at random (about 1 when the logged propensities are right and
+    every candidate could be picked), its standard error, and whether it is implausibly far from 1."""
+    counts = np.array([len(t.candidates) for t in decisions.trajectories], dtype=np.float64)
+    weights, _ = offpolicy.importance_weights(decisions.propensities, 1.0 / counts, max_weight)
+    mean = float(weights.mean())
+    standard_error = float(weights.std(ddof=1) / math.sqrt(len(weights))) if len(weights) > 1 else math.inf
+    distance = abs(mean - 1.0)
+    return mean, standard_error, bool(distance > MEAN_WEIGHT_TOLERANCE
+                                      and distance > MEAN_WEIGHT_STANDARD_ERRORS * standard_error)
+
+
+def recent_value(trajectories: list[Trajectory], router, *, level: float = DEFAULT_LEVEL,
+                 resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Any] | None:
+    """The router's SNIPS value on the given traffic with its interval; None when no trajectory can support it."""
+    decisions = LoggedDecisions.from_trajectories(trajectories)
+    if not len(decisions):
+        return None
+    distribution = greedy_distribution(decisions.scores(router))
+    estimate = offpolicy.snips(decisions.rewards, decisions.propensities,
+                               decisions.target_probabilities(distribution), level=level, resamples=resamples,
+                               seed=seed)
+    if estimate.ess == 0:
+        return None
+    return {"estimator": "snips", **estimate.to_dict(), "level": level, "trajectory_count": len(trajectories),
+            "excluded_count": decisions.excluded_count}
+
+
+def _describe_model(reward_model, challenger) -> str | None:
+    if reward_model is None:
+        return None
+    return "challenger" if reward_model is challenger else type(reward_model).__name__
