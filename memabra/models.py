@@ -112,10 +112,11 @@ class Trajectory(Document):
     @property
     def chosen(self) -> Candidate:
         """The candidate the decision picked."""
+        chosen_id = self.decision.chosen_candidate_id
         for candidate in self.candidates:
-            if candidate.candidate_id == self.decision.chosen_candidate_id:
+            if candidate.candidate_id == chosen_id:
                 return candidate
-        raise LookupError(self.decision.chosen_candidate_id)  # unreachable after validation
+        raise LookupError(chosen_id)  # unreachable after validation
 
     @property
     def is_benchmark(self) -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 from memabra.learning.features import KIND_INDEX, FeatureConfig, Featurizer, hint_value
 from memabra.learning.routers import SimpleLearningRouter
 from memabra.models import CANDIDATE_KINDS, Trajectory
-from memabra.storage.trajectories import InvalidTrajectory, TrajectoryStore
+from memabra.storage.trajectories import InvalidTrajectory, TrajectoryStore, gc_paused
 
 MAX_IMPORTANCE_WEIGHT = 50.0
 """Importance weights 1/propensity are clipped here so one unlikely pick cannot dominate training."""
@@ -49,17 +49,18 @@ class ArtifactIndex:
         unseen: list[str] = []
         seen_segments = frozenset(seen_segments)
         for done, item in enumerate(files, start=1):
-            summary = cache.load(item) if item.sealed else None
-            if summary is None:
-                summary = FileSummary.of_batch(store.read_batch(item), builder)
-                if item.sealed:
-                    cache.save(item, summary)
-            if not known.isdisjoint(summary.ids):
-                summary = FileSummary.of_batch(store.read_batch(item), builder, skip_ids=known)
-            known.update(summary.ids)
-            summaries.append(summary)
-            if item.key not in seen_segments:
-                unseen.extend(tid for tid in summary.training_ids if tid not in seen_ids)
+            with gc_paused():
+                summary = cache.load(item) if item.sealed else None
+                if summary is None:
+                    summary = FileSummary.of_batch(store.read_batch(item), builder)
+                    if item.sealed:
+                        cache.save(item, summary)
+                if not known.isdisjoint(summary.ids):
+                    summary = FileSummary.of_batch(store.read_batch(item), builder, skip_ids=known)
+                known.update(summary.ids)
+                summaries.append(summary)
+                if item.key not in seen_segments:
+                    unseen.extend(tid for tid in summary.training_ids if tid not in seen_ids)
             if on_file:
                 on_file(done, len(files))
         return cls(Path(base_dir), builder.config, summaries, unseen, seen_segments)
@@ -176,29 +177,40 @@ class DatasetBuilder:
         stats = TrainingStats.zeros(self.config)
         if not trajectories:
             return stats
-        texts, names, kinds, scores, hints, rewards, weights = [], [], [], [], [], [], []
-        for trajectory in trajectories:
-            chosen = trajectory.chosen
-            texts.append(trajectory.task.text)
-            names.append(chosen.name)
-            kinds.append(KIND_INDEX[chosen.kind.value])
-            scores.append(chosen.score)
-            hints.append(hint_value(chosen))
-            rewards.append(trajectory.outcome.reward)
-            weights.append(self.importance_weight(trajectory))
-        rows = self.featurizer.dense_rows(texts, names, np.array(scores, dtype=np.float64),
-                                          np.array(hints, dtype=np.float64))
+        chosen = [trajectory.chosen for trajectory in trajectories]
+        texts = [trajectory.task.text for trajectory in trajectories]
+        names = [candidate.name for candidate in chosen]
+        kinds = [KIND_INDEX[candidate.kind] for candidate in chosen]
+        scores = [candidate.score for candidate in chosen]
+        hints = [hint_value(candidate) if candidate.payload else 0.0 for candidate in chosen]
+        rewards = [trajectory.outcome.reward for trajectory in trajectories]
+        clip = self.max_importance_weight
+        propensities = [trajectory.decision.propensity for trajectory in trajectories]
+        weights = [min(1.0 / propensity, clip) if propensity else 1.0 for propensity in propensities]
+        text_of_row, text_matrix = self.featurizer.distinct_task_rows(texts)
+        candidate_rows = self.featurizer.candidate_rows(names, scores, hints)
         kind_of_row = np.array(kinds, dtype=np.int64)
         reward_of_row = np.array(rewards, dtype=np.float64)
         weight_of_row = np.array(weights, dtype=np.float64)
+        task_size = self.config.task_buckets
         for kind in range(len(CANDIDATE_KINDS)):
             mask = kind_of_row == kind
             if not mask.any():
                 continue
-            kind_rows = rows[mask]
-            weighted = kind_rows * weight_of_row[mask][:, None]
-            stats.gram[kind] += weighted.T @ kind_rows
-            stats.moment[kind] += weighted.T @ reward_of_row[mask]
+            weight, text, candidate = weight_of_row[mask], text_of_row[mask], candidate_rows[mask]
+            weighted_reward = weight * reward_of_row[mask]
+            # Task features repeat per distinct text: sum the weights per text before multiplying.
+            text_weight = np.bincount(text, weights=weight, minlength=len(text_matrix))
+            task_rows = text_matrix[text]
+            gram, moment = stats.gram[kind], stats.moment[kind]
+            gram[:task_size, :task_size] += text_matrix.T @ (text_weight[:, None] * text_matrix)
+            cross = (task_rows * weight[:, None]).T @ candidate
+            gram[:task_size, task_size:] += cross
+            gram[task_size:, :task_size] += cross.T
+            gram[task_size:, task_size:] += (candidate * weight[:, None]).T @ candidate
+            moment[:task_size] += text_matrix.T @ np.bincount(text, weights=weighted_reward,
+                                                              minlength=len(text_matrix))
+            moment[task_size:] += candidate.T @ weighted_reward
             stats.kind_counts[kind] += int(mask.sum())
         stats.reward_sum = float(weight_of_row @ reward_of_row)
         stats.weight_sum = float(weight_of_row.sum())

@@ -13,6 +13,7 @@ import numpy as np
 from memabra.models import CANDIDATE_KINDS, Candidate, Task
 
 KIND_INDEX = {kind: index for index, kind in enumerate(CANDIDATE_KINDS)}
+"""Kind name to weight block; a CandidateKind member finds its block too (a str enum hashes as its value)."""
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -66,17 +67,19 @@ class Featurizer:
         values += [1.0, float(candidate.score), hint_value(candidate)]
         return columns, values
 
-    def dense_rows(self, texts: list[str], names: list[str], scores: np.ndarray, hints: np.ndarray) -> np.ndarray:
-        """Dense block rows of (task text, candidate name, score, hint); each distinct text or name is hashed once."""
+    def distinct_task_rows(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each text's row number, and one row of task features per distinct text (each hashed once)."""
+        return _distinct_token_rows(texts, self.config.task_buckets)
+
+    def candidate_rows(self, names: list[str], scores: list[float], hints: list[float]) -> np.ndarray:
+        """Dense candidate-feature rows (name buckets, bias, score, hint), the columns after the task block."""
         config = self.config
-        rows = np.zeros((len(texts), config.block_size))
-        text_index, text_matrix = _distinct_token_rows(texts, config.task_buckets)
-        rows[:, :config.task_buckets] = text_matrix[text_index]
-        name_index, name_matrix = _distinct_token_rows(names, config.name_buckets)
-        rows[:, config.task_buckets:config.bias_column] = name_matrix[name_index]
-        rows[:, config.bias_column] = 1.0
-        rows[:, config.bias_column + 1] = scores
-        rows[:, config.bias_column + 2] = hints
+        name_of_row, name_matrix = _distinct_token_rows(names, config.name_buckets)
+        rows = np.empty((len(names), config.name_buckets + 3))
+        rows[:, :config.name_buckets] = name_matrix[name_of_row]
+        rows[:, config.name_buckets] = 1.0
+        rows[:, config.name_buckets + 1] = scores
+        rows[:, config.name_buckets + 2] = hints
         return rows
 
 

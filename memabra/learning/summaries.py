@@ -19,7 +19,7 @@ from memabra.storage.atomic import atomic_write_bytes
 from memabra.storage.layout import StoreLayout
 from memabra.storage.trajectories import InvalidTrajectory, TrajectoryBatch, TrajectoryFile
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bumped whenever what a summary holds changes, so older cache files count as stale."""
 
 
