@@ -127,6 +127,12 @@ FAMILIES: tuple[Family, ...] = (
     ),
 )
 FAMILY_BY_NAME = {family.name: family for family in FAMILIES}
+_OFFERS = {
+    family.name: [(CandidateKind(kind), f"{kind}:{family.names[kind].replace(' ', '-')}", family.names[kind],
+                   family.retrieval[kind]) for kind in OFFERED_KINDS]
+    for family in FAMILIES
+}
+"""Per family, what retrieval offers for each kind: (kind, candidate id, name, centre of its score)."""
 
 
 def _keyed_rng(*parts: object) -> random.Random:
@@ -163,14 +169,11 @@ class DemoWorld:
         family = self.family_of(task)
         rng = _keyed_rng(self.seed, "retrieval", task.task_id)
         offered = []
-        for kind in OFFERED_KINDS:
-            score = family.retrieval[kind] + rng.uniform(-SCORE_NOISE, SCORE_NOISE)
-            offered.append(Candidate(
-                candidate_id=f"{kind}:{family.names[kind].replace(' ', '-')}",
-                kind=CandidateKind(kind),
-                name=family.names[kind],
-                score=round(min(max(score, 0.0), 1.0), 4),
-            ))
+        for kind, candidate_id, name, centre in _OFFERS[family.name]:
+            score = centre + rng.uniform(-SCORE_NOISE, SCORE_NOISE)
+            offered.append(Candidate.model_validate(
+                {"candidate_id": candidate_id, "kind": kind, "name": name,
+                 "score": round(min(max(score, 0.0), 1.0), 4)}))
         return offered
 
     # -- ground truth and execution ------------------------------------------------------------

@@ -51,12 +51,22 @@ class ExplorationPolicy:
 
     def choose(self, scores: list[float], rng: random.Random) -> tuple[int, float]:
         """Pick a candidate index and return it with its propensity."""
-        probabilities = self.probabilities(scores)
-        if self.kind == "greedy":
-            index = int(np.argmax(probabilities))
-        else:
-            index = min(int(np.searchsorted(np.cumsum(probabilities), rng.random(), side="right")), len(scores) - 1)
-        return index, float(probabilities[index])
+        if self.kind == "softmax":
+            probabilities = self.probabilities(scores).tolist()
+        else:  # the same floats as probabilities(), without numpy's per-call cost on a handful of scores
+            count = len(scores)
+            best = max(range(count), key=scores.__getitem__)
+            if self.kind == "greedy":
+                return best, 1.0
+            probabilities = [self.epsilon / count] * count
+            probabilities[best] = (1.0 - self.epsilon) + self.epsilon / count
+        draw = rng.random()
+        cumulative = 0.0
+        for index, probability in enumerate(probabilities):
+            cumulative += probability
+            if draw < cumulative:
+                break
+        return index, probabilities[index]
 
     def decide(self, candidates: list[Candidate], scores: list[float], rng: random.Random,
                router_version_id: str | None = None) -> Decision:

@@ -20,11 +20,10 @@ from typing_extensions import TypedDict
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from tinydb import TinyDB
 
 from memabra.errors import BadInputError, CorruptDocumentError, StoreWriteError
 from memabra.models import Trajectory, utc_now
-from memabra.storage.atomic import AtomicJSONStorage, _write_error, read_json
+from memabra.storage.atomic import AtomicJSONStorage, _write_error, atomic_write_bytes, read_json
 from memabra.storage.documents import describe_validation_error
 from memabra.storage.layout import StoreLayout
 
@@ -117,7 +116,7 @@ def _field_at_fault(loc: tuple, error: dict) -> tuple[str, str]:
 
 
 def _dump_trajectory(trajectory: Trajectory) -> bytes:
-    return orjson.dumps(trajectory.model_dump(mode="json"))
+    return trajectory.__pydantic_serializer__.to_json(trajectory)
 
 
 class TrajectoryStore:
@@ -220,13 +219,22 @@ def _segment_documents(path: Path) -> list[Any]:
     return list(table.values())
 
 
-def _seal_journal(store: TrajectoryStore, item: TrajectoryFile) -> None:
-    """Write the journal's complete lines as a segment, then remove the journal."""
-    documents = store.read_documents(item)
+def _seal_journal(store: TrajectoryStore, item: TrajectoryFile, lines: list[bytes] | None = None) -> None:
+    """Write the journal's complete lines as a segment, then remove the journal.
+
+    Its own writer passes the lines it wrote (each a whole JSON document), which are copied without parsing.
+    """
     segment = store.folder / f"{item.key}.json"
-    if documents and not segment.exists():
-        with TinyDB(segment, storage=AtomicJSONStorage) as db:
-            db.table(SEGMENT_TABLE, cache_size=0).insert_multiple(documents)
+    if lines is None:
+        with gc_paused():
+            documents = store.read_documents(item)
+        if documents and not segment.exists():
+            # The table TinyDB's insert_multiple would write (doc ids from 1), without its per-document bookkeeping.
+            AtomicJSONStorage(segment).write({SEGMENT_TABLE: {str(doc_id): document
+                                                              for doc_id, document in enumerate(documents, start=1)}})
+    elif lines and not segment.exists():
+        table = b",".join(b'"%d":%s' % (doc_id, line) for doc_id, line in enumerate(lines, start=1))
+        atomic_write_bytes(segment, b'{"%s":{%s}}\n' % (SEGMENT_TABLE.encode(), table))
     item.path.unlink(missing_ok=True)
 
 
@@ -263,7 +271,7 @@ class TrajectoryWriter:
         self.writer_id = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
         self._sequence = 0
         self._fd: int | None = None
-        self._written = 0
+        self._lines: list[bytes] = []
         self._mutex = threading.Lock()
 
     @property
@@ -277,7 +285,8 @@ class TrajectoryWriter:
                 trajectory = Trajectory.model_validate(trajectory)
             except ValidationError as exc:
                 raise BadInputError(f"trajectory refused: {describe_validation_error(exc)}") from exc
-        line = _dump_trajectory(trajectory) + b"\n"
+        document = _dump_trajectory(trajectory)
+        line = document + b"\n"
         with self._mutex:
             fd = self._open()
             try:
@@ -288,8 +297,8 @@ class TrajectoryWriter:
                     os.fsync(fd)
             except OSError as exc:
                 raise _write_error(self._journal_path, exc) from exc
-            self._written += 1
-            if self._written >= self.max_documents:
+            self._lines.append(document)
+            if len(self._lines) >= self.max_documents:
                 self._seal()
         return trajectory
 
@@ -318,11 +327,11 @@ class TrajectoryWriter:
         self._fd = None
         key = f"{self.writer_id}-{self._sequence:06d}"
         try:
-            _seal_journal(self.store, TrajectoryFile(key, self._journal_path, False))
+            _seal_journal(self.store, TrajectoryFile(key, self._journal_path, False), self._lines)
         except StoreWriteError:
             pass  # the journal stays and still counts; a later cycle seals it
         self._sequence += 1
-        self._written = 0
+        self._lines = []
 
     def close(self) -> None:
         """Seal the open journal into a segment."""
