@@ -24,8 +24,8 @@ NEW_SEGMENTS = 2
 
 
 def run_process(args: list[str], source: Path = ROOT, python: str = sys.executable) -> tuple[dict, float, float]:
-    """Run one probe in a fresh process; return its JSON, its wall time and its peak memory (MB)."""
-    env = {**os.environ, "PYTHONPATH": str(source)}
+    """Run one probe in a fresh process (memabra imported from `source`); return its JSON, wall time and peak MB."""
+    env = {**os.environ, "PYTHONPATH": f"{source}{os.pathsep}{ROOT}"}
     env.pop("MEMABRA_BASE_DIR", None)
     start = time.perf_counter()
     process = subprocess.Popen([python, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
@@ -108,8 +108,8 @@ def measure_cycle(base: Path, runs: int, incremental: bool, source: Path = ROOT)
     def once():
         prepare_incremental(base) if incremental else reset_store(base)
         result, wall, peak = probe("cycle", base, 0, source=source)
-        return {"seconds": wall, "peak_mb": peak, "stages": result["stages"], "training": result["training"],
-                "new": result["new"]}
+        return {"seconds": wall, "cpu_seconds": result["cpu_seconds"], "peak_mb": peak, "stages": result["stages"],
+                "training": result["training"], "new": result["new"]}
 
     result = median_of(runs, once)
     reset_store(base, keep_cache=True)
@@ -118,9 +118,9 @@ def measure_cycle(base: Path, runs: int, incremental: bool, source: Path = ROOT)
 
 def measure_floor(base: Path, runs: int) -> dict:
     def once():
-        _, wall, peak = probe("floor", base, "gc")
+        floor, wall, peak = probe("floor", base, "gc")
         _, wall_nogc, _ = probe("floor", base, "nogc")
-        return {"seconds": wall, "seconds_gc_off": wall_nogc, "peak_mb": peak}
+        return {"seconds": wall, "cpu_seconds": floor["cpu_seconds"], "seconds_gc_off": wall_nogc, "peak_mb": peak}
 
     return median_of(runs, once)
 
@@ -129,9 +129,9 @@ def measure_demo(count: int, runs: int, source: Path = ROOT) -> dict:
     def once():
         target = WORK / "demo-run"
         shutil.rmtree(target, ignore_errors=True)
-        _, wall, peak = probe("demo", target, count, source=source)
+        result, wall, peak = probe("demo", target, count, source=source)
         shutil.rmtree(target, ignore_errors=True)
-        return {"seconds": wall, "peak_mb": peak}
+        return {"seconds": wall, "cpu_seconds": result["cpu_seconds"], "peak_mb": peak}
 
     return median_of(runs, once)
 
@@ -206,15 +206,16 @@ def markdown(results: dict) -> str:
     lines += [f"| {c['target']} | {c['measured']} | {c['limit']} | {'yes' if c['met'] else '**no**'} |"
               for c in results["targets"]]
     lines += ["", "## Cycles by stage", "",
-              "| case | total | startup | load | dataset | train | evaluate | save | peak MB | parse floor "
-              "(GC on / off) | total / floor |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| case | total | CPU | startup | load | dataset | train | evaluate | save | peak MB | parse floor "
+              "(GC on / off) | total / floor |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, group in (("first cycle", results["first_cycle"]), ("10k new", results["incremental"])):
         for size, cycle in sorted(group.items(), key=lambda item: int(item[0])):
             stages = cycle["stages"]
             floor = results["parse_floor"].get(size)
             floor_text = f"{floor['seconds']:.2f} / {floor['seconds_gc_off']:.2f}" if floor else ""
             ratio = f"{cycle['seconds'] / floor['seconds']:.2f}" if floor and label == "first cycle" else ""
-            lines.append(f"| {label}, {int(size):,} stored | {cycle['seconds']:.2f} | {stages['startup']:.2f} | "
+            lines.append(f"| {label}, {int(size):,} stored | {cycle['seconds']:.2f} | {cycle['cpu_seconds']:.2f} | "
+                         f"{stages['startup']:.2f} | "
                          f"{stages['load']:.2f} | {stages['dataset']:.2f} | {stages['train']:.3f} | "
                          f"{stages['evaluate']:.2f} | {stages['save']:.2f} | {cycle['peak_mb']:.0f} | "
                          f"{floor_text} | {ratio} |")
@@ -238,8 +239,33 @@ def markdown(results: dict) -> str:
                      f"{vw['policy_value']:.4f} | {ours['oracle_value']:.4f} |")
     demo = results["demo_generation"]
     lines += ["", f"Demo generation: 100,000 trajectories in {demo['seconds']:.2f} s (whole process, "
-              f"peak {demo['peak_mb']:.0f} MB).", ""]
+              f"{demo['cpu_seconds']:.2f} s CPU, peak {demo['peak_mb']:.0f} MB).", ""]
     return "\n".join(lines)
+
+
+def before_after(before: Path, runs: int) -> dict:
+    """The measurements whose targets were missed at first, for an earlier checkout and for this one."""
+    measured = {}
+    for label, source in (("before", before), ("after", ROOT)):
+        hundred_k, ten_k = demo_store(100_000), demo_store(10_000)
+        measured[label] = {
+            "first cycle, 10,000 stored": measure_cycle(ten_k, runs, incremental=False, source=source),
+            "first cycle, 100,000 stored": measure_cycle(hundred_k, runs, incremental=False, source=source),
+            "10k new, 100,000 stored": measure_cycle(hundred_k, runs, incremental=True, source=source),
+            "demo generation, 100,000": measure_demo(100_000, runs, source=source),
+        }
+    return measured
+
+
+def before_after_markdown(measured: dict, before: str) -> str:
+    lines = [f"# Before and after ({before} against this checkout)", "",
+             "Whole processes, medians; wall seconds with CPU seconds in brackets, peak RSS in MB.", "",
+             "| measurement | before | after | before peak MB | after peak MB |", "|---|---|---|---|---|"]
+    for name, after in measured["after"].items():
+        old = measured["before"][name]
+        lines.append(f"| {name} | {old['seconds']:.2f} ({old['cpu_seconds']:.2f}) | {after['seconds']:.2f} "
+                     f"({after['cpu_seconds']:.2f}) | {old['peak_mb']:.0f} | {after['peak_mb']:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -247,8 +273,18 @@ def main(argv=None) -> int:
     parser.add_argument("--full", action="store_true", help="also measure 1,000,000 stored trajectories")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median kept; default 3)")
     parser.add_argument("--output", default="results", help="file name stem under bench/results/")
+    parser.add_argument("--before", metavar="PATH", type=Path,
+                        help="compare cycles and demo generation with the memabra package under PATH (an earlier "
+                             "checkout) and write bench/results/before-after.md instead")
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.before:
+        measured = before_after(args.before.resolve(), args.runs)
+        (RESULTS / "before-after.json").write_text(json.dumps(measured, indent=2) + "\n")
+        (RESULTS / "before-after.md").write_text(before_after_markdown(measured, str(args.before)))
+        print(before_after_markdown(measured, str(args.before)))
+        return 0
     sizes = [1_000, 10_000, 100_000] + ([1_000_000] if args.full else [])
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                      "runs": args.runs, "first_cycle": {}, "parse_floor": {}, "incremental": {}, "append": {}}
@@ -269,7 +305,6 @@ def main(argv=None) -> int:
     results["training"] = measure_training(ten_k, args.runs)
     results["demo_generation"] = measure_demo(100_000, args.runs)
     results["targets"] = targets(results)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.output}.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / f"{args.output}.md").write_text(markdown(results))
     print(markdown(results))

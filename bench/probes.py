@@ -201,5 +201,7 @@ if __name__ == "__main__":
     import resource
 
     measured = globals()[name](*arguments)
-    measured["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    measured["peak_mb"] = usage.ru_maxrss / 1024
+    measured["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     print(json.dumps(measured))
