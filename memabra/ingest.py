@@ -40,10 +40,19 @@ def jsonl_files(path: Path) -> list[Path]:
 
 
 def stored_trajectory_ids(base_dir: Path) -> set[str]:
-    """Ids of every trajectory already in the store (read without validating the documents)."""
+    """Ids of every trajectory already in the store: from the cycles' cached segment summaries where they are
+    fresh, else read from the file without validating its documents."""
+    from memabra.learning.dataset import DatasetBuilder
+    from memabra.learning.summaries import SummaryCache
+
     store = TrajectoryStore(base_dir)
+    cache = SummaryCache(store.layout, DatasetBuilder())
     ids: set[str] = set()
     for item in store.files():
+        summary = cache.load(item) if item.sealed else None
+        if summary is not None:
+            ids.update(summary.ids)
+            continue
         with gc_paused():
             documents = store.read_documents(item)
         for document in documents:

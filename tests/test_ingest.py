@@ -118,3 +118,13 @@ def test_ingest_runs_while_a_cycle_holds_the_lock(cli, tmp_path):
     with StoreLock(tmp_path / "store", "cycle"):
         result = cli("--base-dir", tmp_path / "store", "--ingest", log)
     assert result.code == 0 and result.json["stored_count"] == 3
+
+
+def test_reimport_after_a_cycle_still_stores_nothing_twice(cli, tmp_path):
+    log = write_jsonl(tmp_path / "agent.jsonl", [trajectory_line(i) for i in range(60)])
+    assert cli("--base-dir", tmp_path / "store", "--ingest", log).json["stored_count"] == 60
+    cycle = cli("--base-dir", tmp_path / "store", "--dry-run", "--required-task-count", "0")
+    assert cycle.json["status"] == "dry_run"
+    assert list((tmp_path / "store" / ".cache" / "segments").iterdir()), "the cycle cached its segment summaries"
+    again = cli("--base-dir", tmp_path / "store", "--ingest", log).json
+    assert (again["stored_count"], again["duplicate_count"]) == (0, 60)
