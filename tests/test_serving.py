@@ -102,6 +102,7 @@ def test_append_trajectory_logs_a_run_and_names_the_bad_field(tmp_path):
 def test_importing_memabra_stays_light():
     code = ("import sys, memabra; assert 'memabra.serving' not in sys.modules and 'pydantic' not in sys.modules; "
             "from memabra import load_active_router, append_trajectory, TrajectoryWriter; "
+            "import memabra.ingest, memabra.schema, memabra.evaluation.plugins; "
             "assert 'textual' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
