@@ -18,6 +18,7 @@ import orjson
 
 from memabra.errors import (
     EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_UNEXPECTED,
@@ -101,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--ingest", metavar="PATH", type=Path,
                         help="import trajectories from a .jsonl file or a folder of *.jsonl files "
                              "(see docs/trajectory-schema.md); never takes the cycle lock")
+    action.add_argument("--check", action="store_true",
+                        help="verify every file of the store and say how to repair what is wrong "
+                             "(exit 4 when problems are found)")
+    parser.add_argument("--repair", action="store_true",
+                        help="with --check: fix what can be fixed without losing data (unreadable files move to "
+                             "<base-dir>/quarantine/)")
     parser.add_argument("--rebuild-case-index", action="store_true",
                         help="rebuild the episodic case index from all trajectories, then do what the other flags "
                              "ask (a cycle if nothing else)")
@@ -220,6 +227,8 @@ def _emit(document: Any) -> None:
 
 
 def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> dict[str, Any]:
+    if args.repair and not args.check:
+        raise BadInputError("--repair works only with --check (python -m memabra.cli --check --repair)")
     settings = _settings(args)
     base_dir = settings.base_dir
     check_base_dir(base_dir)
@@ -235,7 +244,15 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> dic
         case_index_summary = {"path": str(args.case_index), "case_count": len(index), "rebuilt": True}
 
     result: dict[str, Any]
-    if args.status:
+    if args.check:
+        from memabra.check import check_store
+
+        result = check_store(base_dir, repair=args.repair)
+        for problem in result["problems"]:
+            state = "repaired" if problem["repaired"] else "problem"
+            print(f"check: {state}: {problem['path']}: {problem['problem']}; {problem['fix']}",
+                  file=sys.stderr, flush=True)
+    elif args.status:
         from memabra.status import store_status
 
         result = store_status(base_dir, args.seen_trajectory_store)
@@ -325,8 +342,9 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        _emit(_run(args, cancel))
-        return EXIT_OK
+        result = _run(args, cancel)
+        _emit(result)
+        return EXIT_CHECK_FAILED if args.check and not result["healthy"] else EXIT_OK
     except MemabraError as exc:
         return _fail(str(exc), exc.exit_code, debug)
     except KeyboardInterrupt:

@@ -21,8 +21,8 @@ def store_status(base_dir: Path, seen_trajectory_store: Path | None = None) -> d
     index = ArtifactIndex.scan(base_dir, set(seen.trajectory_ids), seen_segments=seen.segments)
     report_ids = reports.ids()
     latest_report = None
-    if report_ids:
-        report = reports.get(report_ids[0])
+    report = reports.newest_readable()
+    if report is not None:
         latest_report = {
             "report_id": report.report_id,
             "status": report.status,

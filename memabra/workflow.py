@@ -20,7 +20,7 @@ from memabra.storage.folders import validate_timestamp_id
 from memabra.storage.layout import StoreLayout
 from memabra.storage.lock import StoreLock
 from memabra.storage.seen import SeenTrajectoryStore
-from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
+from memabra.storage.trajectories import UNREADABLE_FILE, TrajectoryStore, TrajectoryWriter
 from memabra.storage.versions import ReportStore, RouterVersionStore
 
 STAGES = ("scan", "dataset", "train", "evaluate", "gate", "save")
@@ -83,8 +83,10 @@ class _Cycle:
         index = ArtifactIndex.scan(self.base_dir, set(seen.trajectory_ids), seen_segments=seen.segments,
                                    on_file=lambda done, total: self.emit("scan", done, total, "reading trajectories"))
         new_count = len(index.unseen_ids)
+        unreadable = [entry.file for entry in index.invalid if entry.position == UNREADABLE_FILE]
         self.emit("scan", 1, 1, f"{index.training_count} training trajectories, {new_count} new, "
-                                f"{len(index.invalid)} invalid")
+                                f"{len(index.invalid)} invalid"
+                                + (f"; left out unreadable {', '.join(unreadable)} (see --check)" if unreadable else ""))
         case_index = self.load_case_index()
         if new_count < self.settings.min_new_trajectories:
             return self.result_skipped(index, case_index)

@@ -11,7 +11,7 @@ import numpy as np
 from memabra.learning.features import KIND_INDEX, FeatureConfig, Featurizer, hint_value
 from memabra.learning.routers import SimpleLearningRouter
 from memabra.models import CANDIDATE_KINDS, Trajectory
-from memabra.storage.trajectories import InvalidTrajectory, TrajectoryStore, gc_paused
+from memabra.storage.trajectories import UNREADABLE_FILE, InvalidTrajectory, TrajectoryStore, gc_paused
 
 MAX_IMPORTANCE_WEIGHT = 50.0
 """Importance weights 1/propensity are clipped here so one unlikely pick cannot dominate training."""
@@ -98,7 +98,8 @@ class ArtifactIndex:
     def sealed_training_ids(self) -> dict[str, list[str]]:
         """The training ids of each sealed segment not yet recorded as wholly seen."""
         return {summary.key: summary.training_ids for summary in self.summaries
-                if summary.sealed and summary.key not in self.seen_segments}
+                if summary.sealed and summary.key not in self.seen_segments
+                and all(entry.position != UNREADABLE_FILE for entry in summary.invalid)}
 
     def iter_training(self) -> Iterator[Trajectory]:
         """Every training trajectory, oldest first, read again from the store (each id once)."""

@@ -67,6 +67,15 @@ class TimestampedFolder(Generic[ModelT]):
                     raise
         return documents
 
+    def newest_readable(self) -> ModelT | None:
+        """The newest document that loads (an unreadable newer one is skipped; --check reports it)."""
+        for document_id in self.ids():
+            try:
+                return self.get(document_id)
+            except CorruptDocumentError:
+                continue
+        return None
+
     def create(self, build: Callable[[str], ModelT], now: datetime | None = None) -> ModelT:
         """Allocate the next free id (after every stored one), build the document and create its file."""
         moment = (now or utc_now()).replace(microsecond=0)

@@ -23,7 +23,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from memabra.errors import BadInputError, CorruptDocumentError, StoreWriteError
 from memabra.models import Trajectory, utc_now
-from memabra.storage.atomic import AtomicJSONStorage, _write_error, atomic_write_bytes, read_json
+from memabra.storage.atomic import (AtomicJSONStorage, _write_error, atomic_write_bytes, process_alive, read_json,
+                                    write_all)
 from memabra.storage.documents import describe_validation_error
 from memabra.storage.layout import StoreLayout
 
@@ -34,6 +35,9 @@ MAX_SEGMENT_DOCUMENTS = 5_000
 """A writer seals its journal into a segment after this many trajectories."""
 
 _TRAJECTORY_LIST = TypeAdapter(list[Trajectory])
+
+UNREADABLE_FILE = -1
+"""The position an InvalidTrajectory has when its whole file is unreadable (the rest of the store is still read)."""
 
 
 class _SegmentFile(TypedDict):
@@ -170,8 +174,13 @@ class TrajectoryStore:
                 valid = _valid_segment(item.path)
                 if valid is not None:
                     return TrajectoryBatch(item, valid, [])
-            documents = self.read_documents(item)
-            valid, invalid = validate_trajectories(documents, str(item.path.relative_to(self.layout.base_dir)))
+            file_name = str(item.path.relative_to(self.layout.base_dir))
+            try:
+                documents = self.read_documents(item)
+            except CorruptDocumentError as exc:
+                return TrajectoryBatch(item, [], [InvalidTrajectory(
+                    file_name, UNREADABLE_FILE, f"document: the whole file is unreadable ({exc.detail})")])
+            valid, invalid = validate_trajectories(documents, file_name)
         return TrajectoryBatch(item, valid, invalid)
 
     def iter_batches(self) -> Iterator[TrajectoryBatch]:
@@ -188,9 +197,35 @@ class TrajectoryStore:
             invalid.extend(batch.invalid)
         return trajectories, invalid
 
+    def journals(self) -> list[TrajectoryFile]:
+        """Every journal file, including one whose segment exists already (a writer died while removing it)."""
+        try:
+            names = os.listdir(self.folder)
+        except FileNotFoundError:
+            return []
+        return sorted((TrajectoryFile(name[len(JOURNAL_PREFIX): -len(JOURNAL_SUFFIX)], self.folder / name, False)
+                       for name in names if name.startswith(JOURNAL_PREFIX) and name.endswith(JOURNAL_SUFFIX)),
+                      key=lambda item: item.key)
+
+    def writer_alive(self, item: TrajectoryFile) -> bool:
+        """Whether the process writing this journal may still append to it."""
+        return _writer_alive(item.key)
+
     def abandoned_journals(self) -> list[TrajectoryFile]:
-        """Open journals whose writer process is gone."""
-        return [item for item in self.files() if not item.sealed and not _writer_alive(item.key)]
+        """Journals whose writer process is gone (including one it died while removing after sealing it)."""
+        return [item for item in self.journals() if not _writer_alive(item.key)]
+
+    def journal_matches_segment(self, item: TrajectoryFile) -> bool:
+        """Whether the segment of the journal's name holds exactly the journal's complete lines."""
+        try:
+            return self.read_documents(item) == self.read_documents(
+                TrajectoryFile(item.key, self.folder / f"{item.key}.json", True))
+        except CorruptDocumentError:
+            return False
+
+    def seal(self, item: TrajectoryFile) -> None:
+        """Seal one journal of a dead writer into its segment."""
+        _seal_journal(self, item)
 
     def seal_abandoned_journals(self) -> int:
         """Seal the journals of dead writers into segments; return how many were sealed."""
@@ -220,19 +255,23 @@ def _segment_documents(path: Path) -> list[Any]:
 
 
 def _seal_journal(store: TrajectoryStore, item: TrajectoryFile, lines: list[bytes] | None = None) -> None:
-    """Write the journal's complete lines as a segment, then remove the journal.
+    """Write the journal's complete lines as a segment, then remove the journal (left alone if an existing
+    segment of its name holds anything else).
 
     Its own writer passes the lines it wrote (each a whole JSON document), which are copied without parsing.
     """
     segment = store.folder / f"{item.key}.json"
-    if lines is None:
+    if segment.exists():
+        if not store.journal_matches_segment(item):
+            return
+    elif lines is None:
         with gc_paused():
             documents = store.read_documents(item)
-        if documents and not segment.exists():
+        if documents:
             # The table TinyDB's insert_multiple would write (doc ids from 1), without its per-document bookkeeping.
             AtomicJSONStorage(segment).write({SEGMENT_TABLE: {str(doc_id): document
                                                               for doc_id, document in enumerate(documents, start=1)}})
-    elif lines and not segment.exists():
+    elif lines:
         table = b",".join(b'"%d":%s' % (doc_id, line) for doc_id, line in enumerate(lines, start=1))
         atomic_write_bytes(segment, b'{"%s":{%s}}\n' % (SEGMENT_TABLE.encode(), table))
     item.path.unlink(missing_ok=True)
@@ -249,15 +288,7 @@ def _writer_alive(key: str) -> bool:
         pid = int(writer_id.split("-")[1])
     except (IndexError, ValueError):
         return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid != os.getpid() and process_alive(pid)
 
 
 class TrajectoryWriter:
@@ -272,6 +303,7 @@ class TrajectoryWriter:
         self._sequence = 0
         self._fd: int | None = None
         self._lines: list[bytes] = []
+        self._journal_size = 0
         self._mutex = threading.Lock()
 
     @property
@@ -290,13 +322,14 @@ class TrajectoryWriter:
         with self._mutex:
             fd = self._open()
             try:
-                written = os.write(fd, line)
-                if written != len(line):
-                    raise OSError(28, "short write")
+                write_all(fd, line)
                 if self.fsync:
                     os.fsync(fd)
             except OSError as exc:
-                raise _write_error(self._journal_path, exc) from exc
+                error = _write_error(self._journal_path, exc)
+                self._drop_torn_line()
+                raise error from exc
+            self._journal_size += len(line)
             self._lines.append(document)
             if len(self._lines) >= self.max_documents:
                 self._seal()
@@ -320,11 +353,20 @@ class TrajectoryWriter:
             _LIVE_WRITERS.add(self.writer_id)
         return self._fd
 
+    def _drop_torn_line(self) -> None:
+        """Cut a failed append's partial line off the journal, or seal the journal without it if that fails too,
+        so the next append never lands glued to it."""
+        try:
+            os.ftruncate(self._fd, self._journal_size)
+        except OSError:
+            self._seal()
+
     def _seal(self) -> None:
         if self._fd is None:
             return
         os.close(self._fd)
         self._fd = None
+        self._journal_size = 0
         key = f"{self.writer_id}-{self._sequence:06d}"
         try:
             _seal_journal(self.store, TrajectoryFile(key, self._journal_path, False), self._lines)

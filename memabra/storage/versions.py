@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from memabra.errors import BadInputError
+from memabra.errors import BadInputError, CorruptDocumentError
 from memabra.learning.routers import HeuristicRouter, ScoringRouter, router_from_dict
 from memabra.models import CurrentRouter, RollbackEntry, RouterVersion, TrainingReport, utc_now
 from memabra.settings import resolve_base_dir
@@ -13,6 +13,7 @@ from memabra.storage.documents import DocumentFile
 from memabra.storage.folders import TimestampedFolder, validate_timestamp_id
 from memabra.storage.layout import StoreLayout
 from memabra.storage.lock import StoreLock
+from memabra.storage.quarantine import quarantine_file
 
 
 def version_summary(version: RouterVersion, active_id: str | None) -> dict[str, Any]:
@@ -94,7 +95,12 @@ class RouterVersionStore:
         validate_timestamp_id(version_id, "version id")
         with StoreLock(self.base_dir, "rollback"):
             target = self.get_version(version_id)
-            previous = self.current()
+            try:
+                previous = self.current()
+            except CorruptDocumentError:
+                # Rolling back is how an operator repairs an unreadable current.json: set it aside, then replace it.
+                quarantine_file(self.base_dir, self.current_file.path)
+                previous = None
             if previous and previous.version_id == version_id:
                 raise BadInputError(f"version {version_id} is already active; nothing to roll back")
             now = utc_now()

@@ -1,0 +1,332 @@
+"""`--check`: verify every file of the store and, with repair, fix what can be fixed without losing data.
+
+Repair moves unreadable files to `<base-dir>/quarantine/<relative path>.quarantined` (never deletes a document),
+seals journals of dead writers, removes temp files of interrupted writes and journals already sealed, and drops
+seen ids no stored trajectory has (keeping a copy of the old seen file in quarantine). It never chooses the active
+router: a current.json that is unreadable or names a missing version is left for `--rollback`, unless no intact
+version is left to roll back to (then it is quarantined and the built-in heuristic is active, as in a new store).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from memabra.errors import BadInputError, CorruptDocumentError
+from memabra.learning.routers import router_from_dict
+from memabra.models import VERSION_ID_PATTERN, CurrentRouter, RouterVersion, TrainingReport
+from memabra.runtime.case_index import CASES_TABLE, CaseIndex
+from memabra.storage.atomic import atomic_write_bytes, dump_json, process_alive, read_json, temp_file_writer
+from memabra.storage.documents import DocumentFile
+from memabra.storage.layout import StoreLayout
+from memabra.storage.lock import StoreLock
+from memabra.storage.quarantine import quarantine_file
+from memabra.storage.seen import SeenTrajectories
+from memabra.storage.trajectories import SEGMENT_TABLE, TrajectoryFile, TrajectoryStore, validate_trajectories
+
+SKIPPED_FOLDERS = ("quarantine", ".cache")
+"""Top-level folders the check leaves alone: set-aside files, and derived data rebuilt whenever it is unreadable."""
+
+
+@dataclass
+class Problem:
+    """One thing wrong with the store: where, what, how to fix it, and whether repair did."""
+
+    path: str
+    problem: str
+    fix: str
+    repaired: bool = False
+
+
+class _StoreCheck:
+    def __init__(self, base_dir: Path, repair: bool):
+        self.base_dir = base_dir
+        self.layout = StoreLayout(base_dir)
+        self.repair = repair
+        self.trajectories = TrajectoryStore(base_dir)
+        self.problems: list[Problem] = []
+        self.checked = {"files": 0, "trajectory_files": 0, "trajectories": 0, "invalid_trajectories": 0,
+                        "versions": 0, "reports": 0, "seen_ids": 0, "seen_segments": 0}
+        self.stored_ids: set[str] = set()
+        self.segment_keys: set[str] = set()
+        self.intact_versions: set[str] = set()
+
+    def relative(self, path: Path) -> str:
+        return str(Path(path).relative_to(self.base_dir))
+
+    def report(self, path: Path, problem: str, fix: str, repaired: bool = False) -> None:
+        self.problems.append(Problem(self.relative(path), problem, fix, repaired))
+
+    def set_aside(self, path: Path, problem: str, consequence: str) -> None:
+        """Report an unreadable file; repair moves it to quarantine."""
+        if self.repair:
+            target = quarantine_file(self.base_dir, path)
+            self.report(path, problem, f"moved it to {self.relative(target)}; {consequence}", repaired=True)
+        else:
+            self.report(path, problem, f"run --check --repair to move it to quarantine/; {consequence}")
+
+    def run(self) -> None:
+        # Seen ids are read before the trajectories: every id seen by then is stored by then, so a cycle
+        # finishing during the check cannot make an id look dangling.
+        seen = self.read_seen()
+        files = self.list_files()
+        self.checked["files"] = len(files)
+        for path in files:
+            self.check_temp_file(path)
+        self.check_journals()
+        for path in self.files_in(self.layout.trajectories_dir):
+            self.check_segment(path)
+        for path in self.files_in(self.layout.versions_dir):
+            self.check_version(path)
+        self.check_current()
+        for path in self.files_in(self.layout.reports_dir):
+            self.check_report(path)
+        if seen is not None:
+            self.check_seen_ids(seen)
+        self.check_case_index()
+        known_folders = {self.layout.trajectories_dir, self.layout.versions_dir, self.layout.reports_dir}
+        known_files = {self.layout.current_path, self.layout.seen_path, self.layout.case_index_path}
+        for path in files:
+            if (path.suffix == ".json" and not path.name.startswith(".") and path.parent not in known_folders
+                    and path not in known_files and path.exists()):
+                self.check_other_json(path)
+
+    def list_files(self) -> list[Path]:
+        found = []
+        for folder, subfolders, names in os.walk(self.base_dir):
+            if Path(folder) == self.base_dir:
+                subfolders[:] = [name for name in subfolders if name not in SKIPPED_FOLDERS]
+            found.extend(Path(folder) / name for name in names)
+        return sorted(found)
+
+    @staticmethod
+    def files_in(folder: Path) -> list[Path]:
+        """The documents directly in a folder (names not starting with `.`, ending in `.json`)."""
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(folder / name for name in names
+                      if name.endswith(".json") and not name.startswith(".") and (folder / name).is_file())
+
+    def check_temp_file(self, path: Path) -> None:
+        pid = temp_file_writer(path.name)
+        if pid is None or process_alive(pid):
+            return
+        problem = f"temp file of a write that process {pid} never finished (the process is gone)"
+        if self.repair:
+            path.unlink(missing_ok=True)
+            self.report(path, problem, "deleted it: the write never took effect and the document it was "
+                                       "meant to replace is intact", repaired=True)
+        else:
+            self.report(path, problem, "run --check --repair to delete it (the document it was meant to "
+                                       "replace is intact)")
+
+    def check_journals(self) -> None:
+        for item in self.trajectories.journals():
+            segment = item.path.with_name(f"{item.key}.json")
+            if self.trajectories.writer_alive(item):
+                self.count_journal(item)  # still being appended to
+            elif segment.exists():
+                self.check_sealed_journal(item, segment)
+            elif self.repair:
+                self.trajectories.seal(item)
+                self.report(item.path, "journal of a writer that is gone, not sealed yet",
+                            f"sealed it into {self.relative(segment)} (a torn last line, an append that never "
+                            "returned, is left out)", repaired=True)
+            else:
+                self.report(item.path, "journal of a writer that is gone, not sealed yet",
+                            "run --check --repair (or the next cycle) to seal it into a segment; "
+                            "its trajectories are read meanwhile")
+                self.count_journal(item)
+
+    def count_journal(self, item: TrajectoryFile) -> None:
+        """Count an unsealed journal's trajectories as stored (cycles read them)."""
+        valid, invalid = validate_trajectories(self.trajectories.read_documents(item), self.relative(item.path))
+        self.stored_ids.update(trajectory.trajectory_id for trajectory in valid)
+        self.checked["trajectories"] += len(valid)
+        self.checked["invalid_trajectories"] += len(invalid)
+
+    def check_sealed_journal(self, item: TrajectoryFile, segment: Path) -> None:
+        """A journal whose segment exists: its writer died between sealing it and removing it."""
+        try:
+            same = self.trajectories.read_documents(item) == self.trajectories.read_documents(
+                TrajectoryFile(item.key, segment, True))
+        except CorruptDocumentError:
+            same = False
+        if same:
+            problem = "journal left behind after it was sealed into its segment (its writer died while removing it)"
+            if self.repair:
+                item.path.unlink(missing_ok=True)
+                self.report(item.path, problem, f"deleted it: {self.relative(segment)} holds every line of it",
+                            repaired=True)
+            else:
+                self.report(item.path, problem, f"run --check --repair to delete it ({self.relative(segment)} "
+                                                "holds every line of it)")
+        else:
+            self.set_aside(item.path, f"journal left beside {self.relative(segment)} holding lines the segment "
+                                      "does not", "its lines are no longer read")
+
+    def check_segment(self, path: Path) -> None:
+        self.checked["trajectory_files"] += 1
+        try:
+            data = read_json(path)
+            table = data.get(SEGMENT_TABLE) if isinstance(data, dict) else None
+            if not isinstance(table, dict):
+                raise CorruptDocumentError(path, f"expected a {SEGMENT_TABLE!r} table")
+        except CorruptDocumentError as exc:
+            self.set_aside(path, f"trajectory segment is unreadable ({exc.detail})",
+                           "its trajectories are no longer read")
+            return
+        self.segment_keys.add(path.stem)
+        positions = list(table)
+        valid, invalid = validate_trajectories(list(table.values()), self.relative(path))
+        self.stored_ids.update(trajectory.trajectory_id for trajectory in valid)
+        self.checked["trajectories"] += len(valid)
+        self.checked["invalid_trajectories"] += len(invalid)
+        if not invalid:
+            return
+        problem = (f"{len(invalid)} of {len(positions)} trajectory documents are invalid "
+                   f"(first: document {invalid[0].position + 1}, {invalid[0].error}); cycles ignore them")
+        if not valid:
+            self.set_aside(path, problem, "it held no valid trajectory")
+        elif self.repair:
+            kept = dict(table)
+            for entry in invalid:
+                kept.pop(positions[entry.position])
+            copy = quarantine_file(self.base_dir, path, keep_original=True)
+            atomic_write_bytes(path, dump_json({SEGMENT_TABLE: kept}))
+            self.report(path, problem, f"kept the {len(valid)} valid documents; the whole original is in "
+                                       f"{self.relative(copy)}", repaired=True)
+        else:
+            self.report(path, problem, "run --check --repair to keep only the valid documents (the whole "
+                                       "original is kept in quarantine/)")
+
+    def check_version(self, path: Path) -> None:
+        if not VERSION_ID_PATTERN.match(path.stem):
+            self.check_other_json(path)
+            return
+        self.checked["versions"] += 1
+        try:
+            version = DocumentFile(path, RouterVersion).read()
+            if version.version_id != path.stem:
+                raise CorruptDocumentError(path, f"it holds version {version.version_id}, not {path.stem}")
+            router_from_dict(version.router)
+        except CorruptDocumentError as exc:
+            self.set_aside(path, f"router version is unreadable ({exc.detail})", "it can no longer be rolled back to")
+        except (ValueError, KeyError, TypeError) as exc:
+            self.set_aside(path, f"router version does not load ({exc})", "it can no longer be rolled back to")
+        else:
+            self.intact_versions.add(path.stem)
+
+    def check_current(self) -> None:
+        path = self.layout.current_path
+        try:
+            current = DocumentFile(path, CurrentRouter).read()
+        except CorruptDocumentError as exc:
+            self.current_problem(f"current.json is unreadable ({exc.detail})")
+            return
+        if current is not None and current.version_id not in self.intact_versions:
+            self.current_problem(f"current.json names version {current.version_id}, which is missing or unreadable")
+
+    def current_problem(self, problem: str) -> None:
+        """Choosing the active router is the operator's call, unless no intact version is left to choose."""
+        path = self.layout.current_path
+        if self.intact_versions:
+            newest = max(self.intact_versions)
+            self.report(path, problem, f"choose the active router: `python -m memabra.cli --rollback {newest}` "
+                                       "(the newest intact version) or another intact one; repair leaves this "
+                                       "choice to you")
+        else:
+            self.set_aside(path, problem + "; no intact version is left",
+                           "the built-in heuristic router is active, as in a new store")
+
+    def check_report(self, path: Path) -> None:
+        if not VERSION_ID_PATTERN.match(path.stem):
+            self.check_other_json(path)
+            return
+        self.checked["reports"] += 1
+        try:
+            report = DocumentFile(path, TrainingReport).read()
+            if report.report_id != path.stem:
+                raise CorruptDocumentError(path, f"it holds report {report.report_id}, not {path.stem}")
+        except CorruptDocumentError as exc:
+            self.set_aside(path, f"training report is unreadable ({exc.detail})", "it is no longer listed")
+
+    def read_seen(self) -> SeenTrajectories | None:
+        path = self.layout.seen_path
+        try:
+            return DocumentFile(path, SeenTrajectories).read()
+        except CorruptDocumentError as exc:
+            self.set_aside(path, f"seen trajectory ids are unreadable ({exc.detail})",
+                           "every stored trajectory counts as new again until the next cycle marks it seen")
+            return None
+
+    def check_seen_ids(self, seen: SeenTrajectories) -> None:
+        """Seen ids and segments that nothing stored has: harmless, but a sign that trajectories went missing."""
+        self.checked["seen_ids"] = len(seen.trajectory_ids)
+        self.checked["seen_segments"] = len(seen.segments)
+        dangling_ids = [tid for tid in seen.trajectory_ids if tid not in self.stored_ids]
+        dangling_segments = [key for key in seen.segments if key not in self.segment_keys]
+        if not dangling_ids and not dangling_segments:
+            return
+        path = self.layout.seen_path
+        problem = (f"{len(dangling_ids)} seen ids and {len(dangling_segments)} seen segments refer to no stored "
+                   f"trajectory (first: {(dangling_ids or dangling_segments)[0]})")
+        if self.repair:
+            copy = quarantine_file(self.base_dir, path, keep_original=True)
+            kept_ids = set(seen.trajectory_ids).difference(dangling_ids)
+            kept_segments = set(seen.segments).difference(dangling_segments)
+            DocumentFile(path, SeenTrajectories).write(seen.model_copy(update={
+                "trajectory_ids": sorted(kept_ids), "segments": sorted(kept_segments)}))
+            self.report(path, problem, f"dropped them (the old file is in {self.relative(copy)}); should those "
+                                       "trajectories come back, they count as new once", repaired=True)
+        else:
+            self.report(path, problem, "run --check --repair to drop them (a copy of the file is kept in "
+                                       "quarantine/); they change nothing but the count of new trajectories")
+
+    def check_case_index(self) -> None:
+        path = self.layout.case_index_path
+        try:
+            CaseIndex.load(path)
+        except CorruptDocumentError as exc:
+            detail = exc.detail
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            detail = f"expected a {CASES_TABLE!r} table of cases ({exc})"
+        else:
+            return
+        self.set_aside(path, f"case index is unreadable ({detail})", "rebuild it with --rebuild-case-index")
+
+    def check_other_json(self, path: Path) -> None:
+        """A `*.json` memabra does not own still has to be whole JSON (the store's naming rule)."""
+        try:
+            read_json(path)
+        except CorruptDocumentError as exc:
+            self.set_aside(path, f"not a whole JSON document ({exc.detail})", "memabra reads it only if a flag names it")
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "base_dir": str(self.base_dir),
+            "healthy": all(problem.repaired for problem in self.problems),
+            "repair": self.repair,
+            "problem_count": len(self.problems),
+            "repaired_count": sum(problem.repaired for problem in self.problems),
+            "problems": [asdict(problem) for problem in self.problems],
+            "checked": self.checked,
+        }
+
+
+def check_store(base_dir: Path, repair: bool = False) -> dict[str, Any]:
+    """Verify every file of the store (repair: under the lock, fix what loses no data) and return what was found."""
+    base_dir = Path(base_dir)
+    if not base_dir.is_dir():
+        raise BadInputError(f"--base-dir {base_dir} is not a folder holding a store; check the path")
+    check = _StoreCheck(base_dir, repair)
+    if repair:
+        with StoreLock(base_dir, "repair"):
+            check.run()
+    else:
+        check.run()
+    return check.result()
