@@ -151,12 +151,7 @@ class _StoreCheck:
 
     def check_sealed_journal(self, item: TrajectoryFile, segment: Path) -> None:
         """A journal whose segment exists: its writer died between sealing it and removing it."""
-        try:
-            same = self.trajectories.read_documents(item) == self.trajectories.read_documents(
-                TrajectoryFile(item.key, segment, True))
-        except CorruptDocumentError:
-            same = False
-        if same:
+        if self.trajectories.journal_matches_segment(item):
             problem = "journal left behind after it was sealed into its segment (its writer died while removing it)"
             if self.repair:
                 item.path.unlink(missing_ok=True)
