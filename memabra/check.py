@@ -68,9 +68,10 @@ class _StoreCheck:
             self.report(path, problem, f"run --check --repair to move it to quarantine/; {consequence}")
 
     def run(self) -> None:
-        # Seen ids are read before the trajectories: every id seen by then is stored by then, so a cycle
-        # finishing during the check cannot make an id look dangling.
+        # Seen ids and current are read before what they refer to: every id seen (every version current) by
+        # then is stored by then, so a cycle finishing during the check cannot make either look dangling.
         seen = self.read_seen()
+        current = self.read_current()
         files = self.list_files()
         self.checked["files"] = len(files)
         for path in files:
@@ -80,7 +81,8 @@ class _StoreCheck:
             self.check_segment(path)
         for path in self.files_in(self.layout.versions_dir):
             self.check_version(path)
-        self.check_current()
+        if current is not None:
+            self.check_current(current)
         for path in self.files_in(self.layout.reports_dir):
             self.check_report(path)
         if seen is not None:
@@ -216,14 +218,16 @@ class _StoreCheck:
         else:
             self.intact_versions.add(path.stem)
 
-    def check_current(self) -> None:
-        path = self.layout.current_path
+    def read_current(self) -> CurrentRouter | CorruptDocumentError | None:
         try:
-            current = DocumentFile(path, CurrentRouter).read()
+            return DocumentFile(self.layout.current_path, CurrentRouter).read()
         except CorruptDocumentError as exc:
-            self.current_problem(f"current.json is unreadable ({exc.detail})")
-            return
-        if current is not None and current.version_id not in self.intact_versions:
+            return exc
+
+    def check_current(self, current: CurrentRouter | CorruptDocumentError) -> None:
+        if isinstance(current, CorruptDocumentError):
+            self.current_problem(f"current.json is unreadable ({current.detail})")
+        elif current.version_id not in self.intact_versions:
             self.current_problem(f"current.json names version {current.version_id}, which is missing or unreadable")
 
     def current_problem(self, problem: str) -> None:

@@ -87,10 +87,18 @@ def test_four_processes_appending_at_once_lose_nothing(tmp_path):
     workers = [context.Process(target=_append_many, args=(tmp_path, 150)) for _ in range(4)]
     for worker in workers:
         worker.start()
+    store, counts = TrajectoryStore(tmp_path), []
+    while any(worker.is_alive() for worker in workers):
+        # Meanwhile a reader sees only whole trajectories, and sealing dead writers' journals spares live ones.
+        store.seal_abandoned_journals()
+        trajectories, invalid = store.load_all()
+        assert invalid == []
+        counts.append(len({t.trajectory_id for t in trajectories}))
     for worker in workers:
         worker.join(60)
         assert worker.exitcode == 0
-    trajectories, invalid = TrajectoryStore(tmp_path).load_all()
+    assert counts == sorted(counts), "what a reader saw never disappeared"
+    trajectories, invalid = store.load_all()
     assert len({t.trajectory_id for t in trajectories}) == 600 and invalid == []
 
 

@@ -1,0 +1,75 @@
+"""Several processes on one store at once: one cycle at a time, and readers never see a partial state."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+from memabra.check import check_store
+from memabra.demo.generate import generate_demo_trajectories
+from memabra.demo.world import DemoWorld
+from memabra.learning.routers import HeuristicRouter
+from memabra.status import store_status
+from memabra.storage.versions import RouterVersionStore
+from tests.conftest import ROOT
+
+
+def start_cycle(base, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MEMABRA_BASE_DIR", None)
+    return subprocess.Popen([sys.executable, "-m", "memabra.cli", "--base-dir", str(base), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            stdin=subprocess.DEVNULL)
+
+
+def test_two_cycles_started_together_one_runs_the_other_exits_75(tmp_path):
+    base = tmp_path / "store"
+    generate_demo_trajectories(base, 200, HeuristicRouter(), world=DemoWorld(7), seed=4)
+    cycles = [start_cycle(base, "--min-new-trajectories", "1") for _ in range(2)]
+    outcomes = sorted((cycle.wait(120), *cycle.communicate()) for cycle in cycles)
+    (ran, ran_out, _), (blocked, blocked_out, blocked_err) = outcomes
+    assert (ran, blocked) == (0, 75)
+    assert json.loads(ran_out)["status"] == "promoted"
+    assert blocked_out == "" and blocked_err.startswith("error:") and "is locked by process" in blocked_err
+    assert len(list((base / "training-reports").glob("*.json"))) == 1
+
+
+def test_readers_never_see_a_partial_state_while_cycles_write(tmp_path):
+    base = tmp_path / "store"
+    generate_demo_trajectories(base, 200, HeuristicRouter(), world=DemoWorld(7), seed=6)
+    errors, snapshots = [], []
+    done = threading.Event()
+
+    def read_in_a_loop():
+        while True:
+            finished = done.is_set()
+            try:
+                status = store_status(base)
+                if status["current"] is not None:
+                    RouterVersionStore(base).active_router()
+                found = check_store(base)
+                assert found["problems"] == [], found["problems"]
+                snapshots.append(status)
+            except Exception as exc:  # noqa: BLE001 - every failure is collected and reported below
+                errors.append(repr(exc))
+            if finished:
+                return
+
+    reader = threading.Thread(target=read_in_a_loop)
+    reader.start()
+    try:
+        for gate in ("-1", "0.9"):  # one promotes, one is rejected
+            cycle = start_cycle(base, "--min-new-trajectories", "0", "--min-reward-delta", gate)
+            assert cycle.wait(120) == 0, cycle.communicate()
+            status = subprocess.run([sys.executable, "-m", "memabra.cli", "--base-dir", str(base), "--status"],
+                                    capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            assert status.returncode == 0
+    finally:
+        done.set()
+        reader.join()
+    assert errors == []
+    assert snapshots
+    counts = [snapshot["trajectory_count"] for snapshot in snapshots]
+    assert counts == sorted(counts), "trajectories only ever appear, never vanish"
+    assert snapshots[-1]["version_count"] == 1 and snapshots[-1]["report_count"] == 2
