@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import orjson
+from pydantic import ValidationError
 
 from memabra.errors import (
     EXIT_BAD_INPUT,
@@ -26,6 +27,7 @@ from memabra.errors import (
     MemabraError,
 )
 from memabra.settings import Settings, load_settings
+from memabra.storage.documents import describe_validation_error
 from memabra.workflow import STAGES, ProgressEvent, run_online_learning_workflow
 
 __all__ = ["main", "run_online_learning_workflow", "build_parser"]
@@ -349,6 +351,9 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
         return _fail(str(exc), exc.exit_code, debug)
     except KeyboardInterrupt:
         return _fail("interrupted; nothing half-written was left behind", EXIT_INTERRUPTED, debug)
+    except ValidationError as exc:
+        return _fail(f"bad setting {describe_validation_error(exc)} (check the flag or its MEMABRA_* variable)",
+                     EXIT_BAD_INPUT, debug)
     except (ValueError, OSError) as exc:
         code = EXIT_BAD_INPUT if isinstance(exc, ValueError) else EXIT_UNEXPECTED
         return _fail(f"{type(exc).__name__}: {exc}", code, debug)

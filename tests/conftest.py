@@ -10,12 +10,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from memabra.demo.generate import generate_demo_trajectories
 from memabra.demo.world import DemoWorld
 from memabra.learning.routers import HeuristicRouter
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Few examples per property so the suite stays fast; HYPOTHESIS_PROFILE=thorough searches harder.
+settings.register_profile("memabra", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile("thorough", parent=settings.get_profile("memabra"), max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "memabra"))
 
 
 @pytest.fixture(scope="session")
