@@ -201,20 +201,30 @@ class _StoreCheck:
             self.report(path, problem, "run --check --repair to keep only the valid documents (the whole "
                                        "original is kept in quarantine/)")
 
+    def read_timestamped(self, path: Path, model, id_field: str, what: str, consequence: str):
+        """Load a `<id>.json` document whose id field must match its name; set it aside when it does not load."""
+        try:
+            document = DocumentFile(path, model).read()
+            if getattr(document, id_field) != path.stem:
+                raise CorruptDocumentError(path, f"it holds {what} {getattr(document, id_field)}, not {path.stem}")
+        except CorruptDocumentError as exc:
+            self.set_aside(path, f"{what} is unreadable ({exc.detail})", consequence)
+            return None
+        return document
+
     def check_version(self, path: Path) -> None:
         if not VERSION_ID_PATTERN.match(path.stem):
             self.check_other_json(path)
             return
         self.checked["versions"] += 1
+        consequence = "it can no longer be rolled back to"
+        version = self.read_timestamped(path, RouterVersion, "version_id", "router version", consequence)
+        if version is None:
+            return
         try:
-            version = DocumentFile(path, RouterVersion).read()
-            if version.version_id != path.stem:
-                raise CorruptDocumentError(path, f"it holds version {version.version_id}, not {path.stem}")
             router_from_dict(version.router)
-        except CorruptDocumentError as exc:
-            self.set_aside(path, f"router version is unreadable ({exc.detail})", "it can no longer be rolled back to")
         except (ValueError, KeyError, TypeError) as exc:
-            self.set_aside(path, f"router version does not load ({exc})", "it can no longer be rolled back to")
+            self.set_aside(path, f"router version does not load ({exc})", consequence)
         else:
             self.intact_versions.add(path.stem)
 
@@ -247,12 +257,7 @@ class _StoreCheck:
             self.check_other_json(path)
             return
         self.checked["reports"] += 1
-        try:
-            report = DocumentFile(path, TrainingReport).read()
-            if report.report_id != path.stem:
-                raise CorruptDocumentError(path, f"it holds report {report.report_id}, not {path.stem}")
-        except CorruptDocumentError as exc:
-            self.set_aside(path, f"training report is unreadable ({exc.detail})", "it is no longer listed")
+        self.read_timestamped(path, TrainingReport, "report_id", "training report", "it is no longer listed")
 
     def read_seen(self) -> SeenTrajectories | None:
         path = self.layout.seen_path
