@@ -38,8 +38,11 @@ class StoreLock:
             holder = lock_holder(self.layout.base_dir)
             raise LockHeldError(_held_message(self.layout.base_dir, holder), holder) from None
         holder = {"pid": os.getpid(), "started_at": utc_now().isoformat(), "operation": self.operation}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, orjson.dumps(holder), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, orjson.dumps(holder), 0)
+        except OSError:
+            pass  # the lock is held all the same; only the holder's name is missing (a full disk)
         self._fd = fd
         return self
 
