@@ -24,7 +24,8 @@ from memabra.storage.layout import StoreLayout
 from memabra.storage.lock import StoreLock
 from memabra.storage.quarantine import quarantine_file
 from memabra.storage.seen import SeenTrajectories
-from memabra.storage.trajectories import SEGMENT_TABLE, TrajectoryFile, TrajectoryStore, validate_trajectories
+from memabra.storage.trajectories import (SEGMENT_TABLE, UNREADABLE_FILE, TrajectoryFile, TrajectoryStore,
+                                          validate_trajectories)
 
 SKIPPED_FOLDERS = ("quarantine", ".cache")
 """Top-level folders the check leaves alone: set-aside files, and derived data rebuilt whenever it is unreadable."""
@@ -168,28 +169,26 @@ class _StoreCheck:
 
     def check_segment(self, path: Path) -> None:
         self.checked["trajectory_files"] += 1
-        try:
-            data = read_json(path)
-            table = data.get(SEGMENT_TABLE) if isinstance(data, dict) else None
-            if not isinstance(table, dict):
-                raise CorruptDocumentError(path, f"expected a {SEGMENT_TABLE!r} table")
-        except CorruptDocumentError as exc:
-            self.set_aside(path, f"trajectory segment is unreadable ({exc.detail})",
+        batch = self.trajectories.read_batch(TrajectoryFile(path.stem, path, True))
+        unreadable = [entry for entry in batch.invalid if entry.position == UNREADABLE_FILE]
+        if unreadable:
+            self.set_aside(path, f"trajectory segment is unreadable ({unreadable[0].error.partition(': ')[2]})",
                            "its trajectories are no longer read")
             return
+        valid, invalid = batch.trajectories, batch.invalid
         self.segment_keys.add(path.stem)
-        positions = list(table)
-        valid, invalid = validate_trajectories(list(table.values()), self.relative(path))
         self.stored_ids.update(trajectory.trajectory_id for trajectory in valid)
         self.checked["trajectories"] += len(valid)
         self.checked["invalid_trajectories"] += len(invalid)
         if not invalid:
             return
-        problem = (f"{len(invalid)} of {len(positions)} trajectory documents are invalid "
+        problem = (f"{len(invalid)} of {len(valid) + len(invalid)} trajectory documents are invalid "
                    f"(first: document {invalid[0].position + 1}, {invalid[0].error}); cycles ignore them")
         if not valid:
             self.set_aside(path, problem, "it held no valid trajectory")
         elif self.repair:
+            table = read_json(path)[SEGMENT_TABLE]
+            positions = list(table)
             kept = dict(table)
             for entry in invalid:
                 kept.pop(positions[entry.position])
