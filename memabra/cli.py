@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="compare against this saved version instead of the active router")
     cycle.add_argument("--min-new-trajectories", metavar="N", type=_non_negative_int,
                        help="skip the cycle when fewer unseen trajectories are stored (default 50)")
+    cycle.add_argument("--holdout-share", metavar="X", type=_finite_float,
+                       help="share of the newest unseen trajectories kept out of training to estimate both routers "
+                            "on, off-policy (default 0.2; 0 turns it off)")
 
     gates = parser.add_argument_group("promotion gates")
     gates.add_argument("--min-reward-delta", metavar="X", type=_finite_float,
@@ -139,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="challenger avg latency may rise by at most MS (default 1000)")
     gates.add_argument("--required-task-count", metavar="N", type=_non_negative_int,
                        help="the benchmark must run at least N tasks (default 20)")
+    gates.add_argument("--reward-delta-bound", choices=("off", "benchmark", "doubly_robust"),
+                       help="also require the low end of the reward delta's interval to reach --min-reward-delta: "
+                            "from a paired bootstrap over benchmark tasks, or the doubly-robust estimate on "
+                            "held-out traffic (default off)")
+    gates.add_argument("--min-effective-sample-size", metavar="N", type=_finite_float,
+                       help="held-out traffic must give the challenger's estimate at least N effective samples "
+                            "(default 0: off)")
+    gates.add_argument("--confidence-level", metavar="X", type=_finite_float,
+                       help="level of the reported intervals and of --reward-delta-bound (default 0.95)")
 
     bench = parser.add_argument_group("benchmark (your agent)")
     bench.add_argument("--executor", metavar="MODULE:FACTORY",
@@ -168,6 +180,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         base_dir=args.base_dir, min_new_trajectories=args.min_new_trajectories,
         min_reward_delta=args.min_reward_delta, max_error_rate_increase=args.max_error_rate_increase,
         max_latency_increase_ms=args.max_latency_increase_ms, required_task_count=args.required_task_count,
+        reward_delta_bound=args.reward_delta_bound, min_effective_sample_size=args.min_effective_sample_size,
+        confidence_level=args.confidence_level, holdout_share=args.holdout_share,
         exploration=args.exploration, epsilon=args.epsilon, temperature=args.temperature, seed=args.seed,
         benchmark_concurrency=args.benchmark_concurrency, benchmark_timeout=args.benchmark_timeout,
     )

@@ -138,16 +138,50 @@ class BenchmarkMetrics(Document):
     task_count: int
 
 
+RewardDeltaSource = Literal["off", "benchmark", "doubly_robust"]
+
+
+class DeltaInterval(Document):
+    """The challenger's reward gain over the baseline with its confidence interval, and where it comes from."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    source: str
+    """In words, e.g. "paired bootstrap over 160 benchmark tasks"."""
+
+
+class UncertaintyEvidence(Document):
+    """What the uncertainty gates read: reward-delta intervals and how much held-out traffic supports them."""
+
+    benchmark_delta: DeltaInterval | None = None
+    doubly_robust_delta: DeltaInterval | None = None
+    effective_sample_size: float = 0.0
+    """Effective sample size of the challenger's importance weights on held-out traffic (0 when none)."""
+    unavailable_reason: str = "no off-policy estimate was made"
+    """Why there is no doubly-robust interval, when there is none."""
+
+
 class PromotionPolicy(Document):
-    """The four gates a challenger must pass to be promoted."""
+    """The gates a challenger must pass to be promoted: four always, two that know their uncertainty on request."""
 
     min_reward_delta: float = 0.0
     max_error_rate_increase: float = 0.05
     max_latency_increase_ms: float = 1000.0
     required_task_count: int = Field(20, ge=0)
+    reward_delta_bound: RewardDeltaSource = "off"
+    """When not off, the low end of the reward delta's interval (from a paired bootstrap over the benchmark
+    tasks, or from the doubly-robust estimate on held-out traffic) must also reach min_reward_delta."""
+    min_effective_sample_size: float = Field(0.0, ge=0.0)
+    """When above 0, held-out traffic must support the challenger's estimate with this many effective samples."""
+    confidence_level: float = Field(0.95, gt=0.0, lt=1.0)
+    """Level of every interval a cycle reports and the reward_delta_bound gate reads."""
 
-    def evaluate(self, baseline: BenchmarkMetrics, challenger: BenchmarkMetrics) -> "PromotionDecision":
+    def evaluate(self, baseline: BenchmarkMetrics, challenger: BenchmarkMetrics,
+                 evidence: UncertaintyEvidence | None = None) -> "PromotionDecision":
         """Check every gate; the decision names each failing one with its value and threshold."""
+        evidence = evidence or UncertaintyEvidence()
         gates = [
             GateResult.check("reward_delta", challenger.avg_reward - baseline.avg_reward, ">=", self.min_reward_delta,
                              "min_reward_delta"),
@@ -158,11 +192,41 @@ class PromotionPolicy(Document):
             GateResult.check("task_count", challenger.task_count, ">=", self.required_task_count,
                              "required_task_count"),
         ]
+        if self.reward_delta_bound != "off":
+            gates.append(self._reward_delta_bound_gate(evidence))
+        if self.min_effective_sample_size > 0:
+            gate = GateResult.check("effective_sample_size", evidence.effective_sample_size, ">=",
+                                    self.min_effective_sample_size, "min_effective_sample_size")
+            if not gate.passed:
+                gate.explanation = (
+                    f"too little held-out traffic supports the challenger's estimate: "
+                    f"{evidence.effective_sample_size:.1f} effective samples, min_effective_sample_size is "
+                    f"{self.min_effective_sample_size:g} (log more exploring traffic, raise --holdout-share, or "
+                    f"lower --min-effective-sample-size)")
+            gates.append(gate)
         return PromotionDecision(
             accepted=all(gate.passed for gate in gates),
             gates=gates,
             reasons=[gate.reason for gate in gates if not gate.passed],
         )
+
+
+    def _reward_delta_bound_gate(self, evidence: UncertaintyEvidence) -> "GateResult":
+        interval = evidence.benchmark_delta if self.reward_delta_bound == "benchmark" else evidence.doubly_robust_delta
+        if interval is None:
+            missing = ("no benchmark interval" if self.reward_delta_bound == "benchmark"
+                       else evidence.unavailable_reason)
+            return GateResult(gate="reward_delta_lower_bound", value=0.0, comparison=">=",
+                              threshold=self.min_reward_delta, threshold_name="min_reward_delta", passed=False,
+                              explanation=f"the challenger's reward gain could not be bounded: {missing}")
+        gate = GateResult.check("reward_delta_lower_bound", interval.low, ">=", self.min_reward_delta,
+                                "min_reward_delta")
+        if not gate.passed:
+            gate.explanation = (
+                f"the challenger's reward gain is not clearly above min_reward_delta {self.min_reward_delta:g}: "
+                f"it is {interval.estimate:+.4f}, but its {interval.level:.0%} interval ({interval.source}) reaches "
+                f"down to {interval.low:+.4f}")
+        return gate
 
 
 class GateResult(Document):
@@ -174,6 +238,8 @@ class GateResult(Document):
     threshold: float
     threshold_name: str
     passed: bool
+    explanation: str | None = None
+    """The failure in an operator's words, where the value and threshold alone do not say enough."""
 
     @classmethod
     def check(cls, gate: str, value: float, comparison: str, threshold: float, threshold_name: str) -> "GateResult":
@@ -186,6 +252,8 @@ class GateResult(Document):
     @property
     def reason(self) -> str:
         """The gate's verdict in words: what was measured and what it needed."""
+        if self.explanation:
+            return self.explanation
         need = "at least" if self.comparison == ">=" else "at most"
         return f"{self.gate} {self.value:.4g} is not {need} {self.threshold_name} {self.threshold:.4g}"
 
@@ -276,3 +344,5 @@ class TrainingReport(Document):
     reasons: list[str]
     benchmark: dict[str, Any] = Field(default_factory=dict)
     """What the benchmark ran: suite name, oracle value, per-family rewards, decision changes."""
+    off_policy: dict[str, Any] | None = None
+    """Both routers' estimated values on held-out logged traffic (see memabra.evaluation.counterfactual)."""

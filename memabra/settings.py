@@ -32,6 +32,18 @@ class Settings(BaseModel):
     required_task_count: int = Field(20, ge=0)
     """Gate: the benchmark must have run at least this many tasks."""
 
+    reward_delta_bound: Literal["off", "benchmark", "doubly_robust"] = "off"
+    """Gate: when not off, the low end of the reward delta's interval must also reach min_reward_delta."""
+
+    min_effective_sample_size: float = Field(0.0, ge=0.0)
+    """Gate: when above 0, held-out traffic must give the challenger's estimate this many effective samples."""
+
+    confidence_level: float = Field(0.95, gt=0.0, lt=1.0)
+    """Level of the bootstrap intervals a cycle reports and its reward_delta_bound gate reads."""
+
+    holdout_share: float = Field(0.2, ge=0.0, lt=1.0)
+    """Share of the newest unseen trajectories a cycle holds out of training to estimate both routers on."""
+
     exploration: Literal["epsilon_greedy", "softmax", "greedy"] = "epsilon_greedy"
     """Logging policy of the runner: `epsilon_greedy`, `softmax` or `greedy`."""
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from memabra.errors import MemabraError
+from memabra.evaluation.counterfactual import recent_value
 from memabra.learning.dataset import ArtifactIndex
 from memabra.storage.layout import StoreLayout
 from memabra.storage.lock import lock_holder
 from memabra.storage.seen import SeenTrajectoryStore
 from memabra.storage.versions import ReportStore, RouterVersionStore
+
+RECENT_TRAJECTORIES = 1000
+"""How many of the newest training trajectories `recent_value` estimates the active router on."""
 
 
 def store_status(base_dir: Path, seen_trajectory_store: Path | None = None) -> dict[str, Any]:
@@ -45,4 +50,14 @@ def store_status(base_dir: Path, seen_trajectory_store: Path | None = None) -> d
         "report_count": len(report_ids),
         "latest_report": latest_report,
         "lock": lock_holder(base_dir),
+        "recent_value": active_router_recent_value(versions, index),
     }
+
+
+def active_router_recent_value(versions: RouterVersionStore, index: ArtifactIndex) -> dict[str, Any] | None:
+    """The active router's SNIPS value on the newest logged traffic, or None when it cannot be estimated."""
+    try:
+        router = versions.active_router()
+    except MemabraError:
+        return None  # `current` still shows what is active; a version that cannot load has no value to show
+    return recent_value(index.newest_training(RECENT_TRAJECTORIES), router)

@@ -13,7 +13,9 @@ from memabra.evaluation.benchmark import BenchmarkSuite
 from memabra.evaluation.evaluator import Evaluation, Evaluator, Executor
 from memabra.learning.dataset import ArtifactIndex, DatasetBuilder, TrainingStats
 from memabra.learning.routers import HeuristicRouter
-from memabra.models import PromotionPolicy, TrainingReport, utc_now
+from memabra.evaluation.counterfactual import compare_routers
+from memabra.evaluation.offpolicy import mean_interval
+from memabra.models import DeltaInterval, PromotionPolicy, TrainingReport, Trajectory, UncertaintyEvidence, utc_now
 from memabra.runtime.case_index import CaseIndex, rebuild_case_index
 from memabra.settings import Settings, load_settings
 from memabra.storage.folders import validate_timestamp_id
@@ -64,7 +66,12 @@ class _Cycle:
             max_error_rate_increase=settings.max_error_rate_increase,
             max_latency_increase_ms=settings.max_latency_increase_ms,
             required_task_count=settings.required_task_count,
+            reward_delta_bound=settings.reward_delta_bound,
+            min_effective_sample_size=settings.min_effective_sample_size,
+            confidence_level=settings.confidence_level,
         )
+        self.off_policy: dict[str, Any] | None = None
+        self.evidence = UncertaintyEvidence()
         self.started_at = utc_now()
 
     def emit(self, stage: str, done: int, total: int, message: str = "") -> None:
@@ -93,6 +100,7 @@ class _Cycle:
         self.check_cancel("scan")
 
         stats = self.build_dataset(index)
+        held_out = self.hold_out(index, stats)
         self.emit("train", 0, 1, f"fitting on {stats.count} trajectories")
         challenger = DatasetBuilder().train(stats)
         self.emit("train", 1, 1, "challenger trained")
@@ -110,8 +118,9 @@ class _Cycle:
             challenger, suite, cancel=self.cancel,
             on_progress=lambda done, _: self.emit("evaluate", len(suite.tasks) + done, total, "challenger"))
         self.check_cancel("evaluate")
+        self.estimate_uncertainty(held_out, baseline, challenger, baseline_eval, challenger_eval)
 
-        decision = self.policy.evaluate(baseline_eval.metrics, challenger_eval.metrics)
+        decision = self.policy.evaluate(baseline_eval.metrics, challenger_eval.metrics, self.evidence)
         verdict = "accepted" if decision.accepted else "rejected: " + "; ".join(decision.reasons)
         self.emit("gate", 1, 1, verdict)
         self.check_cancel("gate")
@@ -130,6 +139,42 @@ class _Cycle:
             self.check_cancel("dataset")
 
         return index.training_stats(on_file=progress)
+
+    def hold_out(self, index: ArtifactIndex, stats: TrainingStats) -> list[Trajectory]:
+        """Take the newest share of unseen trajectories out of the training statistics and return them."""
+        count = int(self.settings.holdout_share * len(index.unseen_ids))
+        if count == 0:
+            return []
+        self.emit("dataset", 0, 1, f"holding out the newest {count} new trajectories")
+        held_out = index.newest_training(count, only=set(index.unseen_ids))
+        stats.subtract(DatasetBuilder(index.config).stats(held_out))
+        self.emit("dataset", 1, 1, f"held out the newest {len(held_out)} new trajectories")
+        return held_out
+
+    def estimate_uncertainty(self, held_out: list[Trajectory], baseline, challenger,
+                             baseline_eval: Evaluation, challenger_eval: Evaluation) -> None:
+        """Both routers' off-policy values on the held-out trajectories and the reward-delta intervals."""
+        level, seed = self.settings.confidence_level, self.settings.seed
+        self.off_policy = compare_routers(held_out, baseline, challenger, reward_model=challenger,
+                                          level=level, seed=seed)
+        doubly_robust = self.off_policy["estimators"].get("dr")
+        used = self.off_policy["used_count"]
+        if not held_out:
+            unavailable = "no trajectories were held out (--holdout-share is 0 or too few are new)"
+        else:
+            unavailable = f"none of the {len(held_out)} held-out trajectories records a propensity"
+        self.evidence = UncertaintyEvidence(
+            benchmark_delta=benchmark_delta_interval(baseline_eval, challenger_eval, level, seed),
+            doubly_robust_delta=DeltaInterval(
+                estimate=doubly_robust["delta"]["estimate"], low=doubly_robust["delta"]["low"],
+                high=doubly_robust["delta"]["high"], level=level,
+                source=f"doubly robust on {used} held-out trajectories") if doubly_robust else None,
+            effective_sample_size=doubly_robust["challenger"]["ess"] if doubly_robust else 0.0,
+            unavailable_reason=unavailable,
+        )
+        if held_out:
+            total = baseline_eval.task_count + challenger_eval.task_count
+            self.emit("evaluate", total, total, f"off-policy estimates on {used} held-out trajectories")
 
     def baseline_router(self):
         if self.baseline_version:
@@ -165,7 +210,8 @@ class _Cycle:
             latency_delta_ms=challenger_eval.avg_latency_ms - baseline_eval.avg_latency_ms,
             policy=self.policy, gates=decision.gates, reasons=decision.reasons,
             benchmark=benchmark_details(suite, baseline_eval, challenger_eval,
-                                        "heuristic" if baseline_id is None else "version"),
+                                        "heuristic" if baseline_id is None else "version", self.evidence),
+            off_policy=self.off_policy,
         ))
         case_summary = self.case_index_summary(case_index, rebuilt=False)
         if not self.dry_run:
@@ -209,12 +255,25 @@ class _Cycle:
             "baseline": None, "challenger": None,
             "reward_delta": None, "error_rate_delta": None, "latency_delta_ms": None,
             "policy": self.policy.model_dump(mode="json"), "gates": [], "reasons": [reason],
-            "benchmark": {}, "case_index": self.case_index_summary(case_index, rebuilt=False),
+            "benchmark": {}, "off_policy": None, "case_index": self.case_index_summary(case_index, rebuilt=False),
         }
 
 
+def benchmark_delta_interval(baseline: Evaluation, challenger: Evaluation, level: float,
+                             seed: int) -> DeltaInterval | None:
+    """The challenger's reward gain over the baseline with a paired bootstrap interval over benchmark tasks."""
+    baseline_rewards = {t.task.task_id: t.outcome.reward for t in baseline.trajectories}
+    differences = [t.outcome.reward - baseline_rewards[t.task.task_id] for t in challenger.trajectories
+                   if t.task.task_id in baseline_rewards]
+    if not differences:
+        return None
+    interval = mean_interval(differences, level=level, seed=seed)
+    return DeltaInterval(estimate=interval.estimate, low=interval.low, high=interval.high, level=level,
+                         source=f"paired bootstrap over {len(differences)} benchmark tasks")
+
+
 def benchmark_details(suite: BenchmarkSuite, baseline: Evaluation, challenger: Evaluation,
-                      baseline_router: str) -> dict[str, Any]:
+                      baseline_router: str, evidence: UncertaintyEvidence | None = None) -> dict[str, Any]:
     """What the benchmark ran and how the two routers' choices differ."""
     changed = sum(1 for task_id, chosen in challenger.decisions.items() if baseline.decisions.get(task_id) != chosen)
     return {
@@ -227,6 +286,8 @@ def benchmark_details(suite: BenchmarkSuite, baseline: Evaluation, challenger: E
         "decision_change_share": changed / len(suite.tasks) if suite.tasks else 0.0,
         "baseline_family_rewards": baseline.family_rewards,
         "challenger_family_rewards": challenger.family_rewards,
+        "reward_delta_interval": (evidence.benchmark_delta.model_dump(mode="json")
+                                  if evidence and evidence.benchmark_delta else None),
     }
 
 
@@ -241,6 +302,10 @@ def run_online_learning_workflow(
     max_error_rate_increase: float | None = None,
     max_latency_increase_ms: float | None = None,
     required_task_count: int | None = None,
+    reward_delta_bound: str | None = None,
+    min_effective_sample_size: float | None = None,
+    confidence_level: float | None = None,
+    holdout_share: float | None = None,
     benchmark_concurrency: int | None = None,
     benchmark_timeout: float | None = None,
     on_event: EventCallback | None = None,
@@ -254,6 +319,8 @@ def run_online_learning_workflow(
     overrides = dict(base_dir=base_dir, min_new_trajectories=min_new_trajectories,
                      min_reward_delta=min_reward_delta, max_error_rate_increase=max_error_rate_increase,
                      max_latency_increase_ms=max_latency_increase_ms, required_task_count=required_task_count,
+                     reward_delta_bound=reward_delta_bound, min_effective_sample_size=min_effective_sample_size,
+                     confidence_level=confidence_level, holdout_share=holdout_share,
                      benchmark_concurrency=benchmark_concurrency, benchmark_timeout=benchmark_timeout)
     if settings is None:
         settings = load_settings(**overrides)

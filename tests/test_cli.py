@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 STATUS_KEYS = {
     "base_dir", "current", "active_router", "trajectory_count", "training_trajectory_count",
     "benchmark_trajectory_count", "unseen_trajectory_count", "invalid_trajectory_count", "seen_trajectory_count",
-    "version_count", "report_count", "latest_report", "lock",
+    "version_count", "report_count", "latest_report", "lock", "recent_value",
 }
 RESULT_KEYS = {
     "status", "report_id", "dry_run", "baseline_version_id", "challenger_version_id", "new_trajectory_count",
@@ -46,14 +46,15 @@ def test_demo_trajectories_then_cycle_promotes(cli, tmp_path):
     assert cycle["status"] == "promoted" and cycle["accepted"] is True
     assert cycle["new_trajectory_count"] == 600
     assert set(cycle["policy"]) == {"min_reward_delta", "max_error_rate_increase", "max_latency_increase_ms",
-                                    "required_task_count"}
+                                    "required_task_count", "reward_delta_bound", "min_effective_sample_size",
+                                    "confidence_level"}
     current = json.loads((base / "router-versions" / "current.json").read_text())
     assert current["version_id"] == cycle["challenger_version_id"]
     assert current["promotion_source"] == "cycle" and current["benchmark_summary"]["task_count"] == 160
     report = json.loads((base / "training-reports" / f"{cycle['report_id']}.json").read_text())
     assert report["status"] == "promoted" and report["dry_run"] is False
     version = json.loads((base / "router-versions" / "versions" / f"{current['version_id']}.json").read_text())
-    assert version["report_id"] == cycle["report_id"] and version["training_trajectory_count"] == 600
+    assert version["report_id"] == cycle["report_id"] and version["training_trajectory_count"] == 600 - 120, "the newest 20% are held out"
     status = cli("--base-dir", base, "--status").json
     assert status["unseen_trajectory_count"] == 0 and status["version_count"] == 1
     assert status["benchmark_trajectory_count"] == 320, "baseline and challenger runs are stored, tagged"
@@ -103,7 +104,9 @@ def test_rejected_challenger_leaves_current_unchanged(cli, seeded_store):
     cycle = result.json
     assert result.code == 0 and cycle["status"] == "rejected" and cycle["accepted"] is False
     assert cycle["policy"] == {"min_reward_delta": 0.9, "max_error_rate_increase": 0.0,
-                               "max_latency_increase_ms": 1.0, "required_task_count": 1000}
+                               "max_latency_increase_ms": 1.0, "required_task_count": 1000,
+                               "reward_delta_bound": "off", "min_effective_sample_size": 0.0,
+                               "confidence_level": 0.95}
     assert any(reason.startswith("reward_delta") and "min_reward_delta 0.9" in reason for reason in cycle["reasons"])
     assert any(reason.startswith("task_count 160") for reason in cycle["reasons"])
     assert not (seeded_store / "router-versions" / "current.json").exists()

@@ -120,7 +120,8 @@ def test_seen_file_lists_segments_not_ids_and_counts_stay_right(seeded_store):
     status = store_status(seeded_store)
     assert status["unseen_trajectory_count"] == 60 and status["seen_trajectory_count"] == 2000
     result = run_online_learning_workflow(base_dir=seeded_store)
-    assert result["new_trajectory_count"] == 60 and result["training_trajectory_count"] == 2060
+    assert result["new_trajectory_count"] == 60 and result["off_policy"]["held_out_count"] == 12
+    assert result["training_trajectory_count"] == 2060 - 12, "the newest 20% of the new ones are held out"
     seen = json.loads((seeded_store / "seen-trajectories.json").read_text())
     assert len(seen["trajectory_ids"]) == 60, "ids of a still-open journal are listed one by one"
     writer.close()

@@ -108,9 +108,13 @@ def compare_routers(trajectories: list[Trajectory], baseline, challenger, reward
     if decisions.excluded_count:
         warnings.append(f"{decisions.excluded_count} held-out trajectories record no propensity and were left out "
                         "of the off-policy estimates")
+    if not trajectories:
+        warnings.append("no trajectories were held out, so nothing was estimated off-policy (--holdout-share is 0 "
+                        "or too few trajectories are new)")
+        return report
     if not len(decisions):
-        warnings.append("no held-out trajectory with a propensity: off-policy estimates need some (raise "
-                        "--holdout-share or log propensities)")
+        warnings.append("no held-out trajectory records a propensity, so nothing was estimated off-policy "
+                        "(log the probability of each pick)")
         return report
     per_router = {}
     for name, router in (("baseline", baseline), ("challenger", challenger)):

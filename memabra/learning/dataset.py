@@ -103,17 +103,36 @@ class ArtifactIndex:
 
     def iter_training(self) -> Iterator[Trajectory]:
         """Every training trajectory, oldest first, read again from the store (each id once)."""
+        for trajectories in self.training_by_file():
+            yield from trajectories
+
+    def training_by_file(self, only: set[str] | None = None, newest_first: bool = False) -> Iterator[list[Trajectory]]:
+        """Each file's training trajectories (those with ids in `only`, if given) read again from the store;
+        files holding none of them are not read."""
         store = TrajectoryStore(self.base_dir)
         by_key = {item.key: item for item in store.files()}
-        for summary in self.summaries:
+        for summary in reversed(self.summaries) if newest_first else self.summaries:
             item = by_key.get(summary.key)
-            if item is None:
+            wanted = set(summary.training_ids) if only is None else only.intersection(summary.training_ids)
+            if item is None or not wanted:
                 continue
-            wanted = set(summary.training_ids)
+            found = []
             for trajectory in store.read_batch(item).trajectories:
                 if trajectory.trajectory_id in wanted:
                     wanted.discard(trajectory.trajectory_id)
-                    yield trajectory
+                    found.append(trajectory)
+            yield found
+
+    def newest_training(self, count: int, only: set[str] | None = None) -> list[Trajectory]:
+        """The `count` newest training trajectories (among `only`) by creation time, oldest first; reads files
+        from the newest back until it has enough."""
+        found: list[Trajectory] = []
+        for trajectories in self.training_by_file(only, newest_first=True):
+            if len(found) >= count:
+                break
+            found.extend(trajectories)
+        found.sort(key=lambda trajectory: trajectory.created_at)
+        return found[len(found) - count:] if count > 0 else []
 
 
 @dataclass
@@ -143,6 +162,15 @@ class TrainingStats:
         self.reward_sum += other.reward_sum
         self.weight_sum += other.weight_sum
         self.count += other.count
+
+    def subtract(self, other: "TrainingStats") -> None:
+        """Take a subset's statistics back out (the inverse of `add`)."""
+        self.gram -= other.gram
+        self.moment -= other.moment
+        self.kind_counts -= other.kind_counts
+        self.reward_sum -= other.reward_sum
+        self.weight_sum -= other.weight_sum
+        self.count -= other.count
 
     def solve(self, l2: float = 1.0) -> np.ndarray:
         """Ridge weights per kind, shrunk towards predicting the overall mean reward."""
