@@ -7,6 +7,7 @@ file written, all of it written, or a rename done); kills at arbitrary moments c
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from memabra.storage.seen import SeenTrajectories
 from memabra.storage.trajectories import TrajectoryStore
 from memabra.storage.versions import RouterVersionStore
 from tests.conftest import ROOT
+from tests.test_models import trajectory_doc
 
 SEED = 20260414
 CRASH_LEFTOVERS = ("temp file of a write", "journal of a writer that is gone", "journal left behind")
@@ -163,3 +165,30 @@ def test_appenders_killed_at_any_moment_lose_no_returned_trajectory(tmp_path):
     problems = check_store(base)["problems"]
     assert all(p["problem"].startswith("temp file") for p in problems), problems
     assert seen.segments
+
+
+def test_repair_killed_at_any_write_step_loses_nothing(small_store, tmp_path):
+    segment = next(p for p in (small_store / "trajectories").glob("*.json"))
+    table = json.loads(segment.read_text())
+    first = next(iter(table["trajectories"]))
+    table["trajectories"][first]["outcome"]["reward"] = "lots"
+    segment.write_text(json.dumps(table))
+    good_ids = {doc["trajectory_id"] for key, doc in table["trajectories"].items() if key != first}
+    journal = segment.with_name(".journal-20260101000000-4000000-abcdef-000000.jsonl")
+    journal.write_text(json.dumps({**trajectory_doc(), "trajectory_id": "from-a-dead-writer"}) + "\n")
+    seen = small_store / "seen-trajectories.json"
+    seen.write_text(json.dumps({"trajectory_ids": ["gone"], "segments": []}))
+    template = tmp_path / "damaged"
+    shutil.copytree(small_store, template)
+    for step in sorted(random.Random(SEED).sample(range(1, 16), 6)):
+        store = tmp_path / f"repair-{step}"
+        shutil.copytree(template, store)
+        killed = run_cli(store, "--check", "--repair", fault=f"kill@{step}")
+        assert killed.returncode == -signal.SIGKILL
+        finished = run_cli(store, "--check", "--repair")
+        assert finished.returncode == 0, finished.stdout
+        assert run_cli(store, "--check").returncode == 0
+        stored = {t.trajectory_id for t in TrajectoryStore(store).load_all()[0]}
+        assert good_ids | {"from-a-dead-writer"} <= stored
+        originals = [json.loads(p.read_text()) for p in (store / "quarantine" / "trajectories").iterdir()]
+        assert table in originals, "the whole damaged segment was kept"
