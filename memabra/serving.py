@@ -52,7 +52,7 @@ class ActiveRouter:
     def __init__(self, base_dir: Path | str, exploration: ExplorationPolicy | None = None, seed: int | None = None,
                  check_interval: float = CURRENT_CHECK_INTERVAL_S):
         self.base_dir = Path(base_dir)
-        self.exploration = exploration or ExplorationPolicy()
+        self.exploration = exploration or ExplorationPolicy.from_settings(load_settings())
         self.check_interval = check_interval
         self.last_error: str | None = None
         """Why the newest current.json could not be loaded (the previous router keeps serving), else None."""
