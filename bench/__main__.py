@@ -28,7 +28,8 @@ def run_process(args: list[str], source: Path = ROOT, python: str = sys.executab
     env = {**os.environ, "PYTHONPATH": f"{source}{os.pathsep}{ROOT}"}
     env.pop("MEMABRA_BASE_DIR", None)
     start = time.perf_counter()
-    process = subprocess.Popen([python, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    # cwd is the first entry of a `-m` process's path, so it decides which memabra is imported.
+    process = subprocess.Popen([python, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=source)
     stdout, stderr = process.communicate()
     wall = time.perf_counter() - start
     if process.returncode != 0:

@@ -1,7 +1,8 @@
 """How to validate a segment in bulk: `python -m bench.validation STORE` times each way over a store's segments.
 
 Compared: the orjson parse alone, then pydantic into the models (from parsed objects, or straight from the
-bytes with validate_json), and into TypedDict mirrors of the models, each with the garbage collector on and off.
+bytes with validate_json), and into plain dicts by the models' rules (`plain_document_type`, a TypedDict built
+from the models), each with the garbage collector on and off.
 """
 
 from __future__ import annotations
@@ -10,60 +11,16 @@ import gc
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import ConfigDict, Field, TypeAdapter, with_config
-from typing_extensions import NotRequired, TypedDict
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 from memabra.models import Trajectory
+from memabra.storage.trajectories import plain_document_type
 
-_LAX = ConfigDict(extra="allow", allow_inf_nan=False)
-
-
-@with_config(_LAX)
-class _Task(TypedDict):
-    task_id: Annotated[str, Field(min_length=1, max_length=200)]
-    text: Annotated[str, Field(min_length=1, max_length=20_000)]
-    metadata: NotRequired[dict[str, Any]]
-
-
-@with_config(_LAX)
-class _Candidate(TypedDict):
-    candidate_id: Annotated[str, Field(min_length=1, max_length=200)]
-    kind: Literal["memory", "skill", "tool", "episodic", "direct", "clarify"]
-    name: NotRequired[str]
-    score: NotRequired[float]
-    payload: NotRequired[dict[str, Any]]
-
-
-@with_config(_LAX)
-class _Decision(TypedDict):
-    chosen_candidate_id: str
-    scores: NotRequired[dict[str, float]]
-    propensity: NotRequired[Annotated[float, Field(gt=0, le=1)] | None]
-    router_version_id: NotRequired[str | None]
-    policy: NotRequired[str]
-
-
-@with_config(_LAX)
-class _Outcome(TypedDict):
-    reward: float
-    latency_ms: Annotated[float, Field(ge=0)]
-    error: NotRequired[str | None]
-
-
-@with_config(_LAX)
-class _Trajectory(TypedDict):
-    trajectory_id: str
-    created_at: datetime
-    source: NotRequired[Literal["agent", "demo", "benchmark"]]
-    task: _Task
-    candidates: Annotated[list[_Candidate], Field(min_length=1)]
-    decision: _Decision
-    outcome: _Outcome
+_Trajectory = plain_document_type(Trajectory)
 
 
 class _ModelSegment(TypedDict):
@@ -78,10 +35,10 @@ WAYS = {
     "orjson parse only (the floor)": lambda data: list(orjson.loads(data)["trajectories"].values()),
     "models, validate_python per segment": lambda data: TypeAdapter(list[Trajectory]).validate_python(
         list(orjson.loads(data)["trajectories"].values())),
-    "models, validate_json per segment (used)": lambda data: TypeAdapter(_ModelSegment).validate_json(data),
-    "TypedDicts, validate_python per segment": lambda data: TypeAdapter(list[_Trajectory]).validate_python(
+    "models, validate_json per segment (read_batch)": lambda data: TypeAdapter(_ModelSegment).validate_json(data),
+    "plain dicts, validate_python per segment": lambda data: TypeAdapter(list[_Trajectory]).validate_python(
         list(orjson.loads(data)["trajectories"].values())),
-    "TypedDicts, validate_json per segment": lambda data: TypeAdapter(_DictSegment).validate_json(data),
+    "plain dicts, validate_json per segment (the cycle)": lambda data: TypeAdapter(_DictSegment).validate_json(data),
 }
 
 

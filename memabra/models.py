@@ -92,6 +92,15 @@ class Outcome(Document):
 TrajectorySource = Literal["agent", "demo", "benchmark"]
 
 
+def choice_problem(candidate_ids: list[str], chosen_candidate_id: str) -> str | None:
+    """What is wrong with a trajectory's choice (ids repeated, or the pick not offered), or None."""
+    if len(set(candidate_ids)) != len(candidate_ids):
+        return "candidates: candidate_id values must be unique within a trajectory"
+    if chosen_candidate_id not in candidate_ids:
+        return f"decision.chosen_candidate_id: {chosen_candidate_id!r} is not one of the candidates"
+    return None
+
+
 class Trajectory(Document):
     """One logged run: task, candidates, decision with its propensity, and outcome."""
 
@@ -105,13 +114,10 @@ class Trajectory(Document):
 
     @model_validator(mode="after")
     def _chosen_candidate_is_offered(self) -> "Trajectory":
-        ids = [candidate.candidate_id for candidate in self.candidates]
-        if len(set(ids)) != len(ids):
-            raise ValueError("candidates: candidate_id values must be unique within a trajectory")
-        if self.decision.chosen_candidate_id not in ids:
-            raise ValueError(
-                f"decision.chosen_candidate_id: {self.decision.chosen_candidate_id!r} is not one of the candidates"
-            )
+        problem = choice_problem([candidate.candidate_id for candidate in self.candidates],
+                                 self.decision.chosen_candidate_id)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property

@@ -133,3 +133,62 @@ def test_seen_file_lists_segments_not_ids_and_counts_stay_right(seeded_store):
     seen = json.loads((seeded_store / "seen-trajectories.json").read_text())
     assert seen["trajectory_ids"] == [], "once sealed, the journal's ids collapse into its segment's key"
     assert store_status(seeded_store)["seen_trajectory_count"] == 2140
+
+
+def _segment(tmp_path, documents):
+    folder = tmp_path / "trajectories"
+    folder.mkdir(exist_ok=True)
+    (folder / "seg.json").write_text(json.dumps({"trajectories": {str(i): d for i, d in enumerate(documents, 1)}}))
+    return TrajectoryStore(tmp_path), next(item for item in TrajectoryStore(tmp_path).files())
+
+
+def _good_document(**changes):
+    return dict(Trajectory.model_validate(trajectory_doc()).model_dump(mode="json"), **changes)
+
+
+def _with(path, value):
+    document = _good_document()
+    *parents, last = path.split(".")
+    target = document
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[last] = value
+    return document
+
+
+@pytest.mark.parametrize("bad", [
+    _with("outcome.reward", "high"), _with("outcome.latency_ms", -1),
+    _with("decision.propensity", 0), _with("decision.propensity", 1.5), _with("decision.chosen_candidate_id", "x"),
+    _with("candidates", []), _with("candidates.1.candidate_id", "tool:weather"), _with("candidates.0.kind", "oracle"),
+    _with("task.text", ""), _with("task.text", "x" * 20_001), _with("source", "robot"), _with("created_at", "soon"),
+    _with("trajectory_id", ""), {k: v for k, v in _good_document().items() if k != "task"},
+])
+def test_the_bulk_path_refuses_what_the_model_refuses(tmp_path, bad):
+    with pytest.raises(ValueError):
+        Trajectory.model_validate(bad)
+    store, item = _segment(tmp_path, [_good_document(trajectory_id="a"), bad])
+    assert store.read_plain_documents(item) is None, "the whole segment falls back to the model path"
+    index = ArtifactIndex.scan(tmp_path, set())
+    assert index.training_count == 1 and [entry.position for entry in index.invalid] == [1]
+
+
+def test_plain_documents_give_the_same_statistics_as_models(seeded_store):
+    generate_demo_trajectories(seeded_store, 300, HeuristicRouter(), world=DemoWorld(7), seed=15)
+    sparse = {k: v for k, v in _good_document(trajectory_id="sparse", extra_field=1).items() if k != "created_at"}
+    sparse["candidates"] = [{"candidate_id": c["candidate_id"], "kind": c["kind"]} for c in sparse["candidates"]]
+    sparse["candidates"][0]["payload"] = {"hint_reward": 0.7}
+    sparse["decision"] = {"chosen_candidate_id": sparse["candidates"][0]["candidate_id"]}
+    with TrajectoryWriter(seeded_store) as writer:
+        writer.append(sparse)
+    store = TrajectoryStore(seeded_store)
+    builder = DatasetBuilder()
+    for item in store.files():
+        documents = store.read_plain_documents(item)
+        assert documents is not None
+        models = [t for t in store.read_batch(item).trajectories if not t.is_benchmark]
+        plain = builder.stats_of_documents([d for d in documents if d.get("source") != "benchmark"])
+        expected = builder.stats(models)
+        np.testing.assert_array_equal(plain.gram, expected.gram)
+        np.testing.assert_array_equal(plain.moment, expected.moment)
+        assert (plain.count, plain.weight_sum, plain.reward_sum) == (expected.count, expected.weight_sum,
+                                                                     expected.reward_sum)

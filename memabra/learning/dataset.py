@@ -7,11 +7,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
-from memabra.learning.features import KIND_INDEX, FeatureConfig, Featurizer, hint_value
+from memabra.learning.features import KIND_INDEX, FeatureConfig, Featurizer, hint_reward, hint_value
 from memabra.learning.routers import SimpleLearningRouter
 from memabra.models import CANDIDATE_KINDS, Trajectory
 from memabra.storage.trajectories import UNREADABLE_FILE, InvalidTrajectory, TrajectoryStore, gc_paused
+
+_THREADPOOLS: ThreadpoolController | None = None
+
+
+def single_threaded_blas():
+    """Limit BLAS to one thread while in effect: these matrices are small, and extra threads only spin on a busy
+    machine (measured here: 3x the CPU and wall time of one thread while other processes run)."""
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1, user_api="blas")
+
 
 MAX_IMPORTANCE_WEIGHT = 50.0
 """Importance weights 1/propensity are clipped here so one unlikely pick cannot dominate training."""
@@ -38,7 +51,7 @@ class ArtifactIndex:
 
         `seen_segments` are segments whose every training trajectory was already used by a cycle.
         """
-        from memabra.learning.summaries import FileSummary, SummaryCache
+        from memabra.learning.summaries import SummaryCache
 
         builder = builder or DatasetBuilder()
         store = TrajectoryStore(base_dir)
@@ -52,11 +65,11 @@ class ArtifactIndex:
             with gc_paused():
                 summary = cache.load(item) if item.sealed else None
                 if summary is None:
-                    summary = FileSummary.of_batch(store.read_batch(item), builder)
+                    summary = _summarise(store, item, builder)
                     if item.sealed:
                         cache.save(item, summary)
                 if not known.isdisjoint(summary.ids):
-                    summary = FileSummary.of_batch(store.read_batch(item), builder, skip_ids=known)
+                    summary = _summarise(store, item, builder, skip_ids=known)
                 known.update(summary.ids)
                 summaries.append(summary)
                 if item.key not in seen_segments:
@@ -135,6 +148,17 @@ class ArtifactIndex:
         return found[len(found) - count:] if count > 0 else []
 
 
+def _summarise(store: TrajectoryStore, item, builder: "DatasetBuilder", skip_ids: set[str] | None = None):
+    """A file's summary: from plain documents when the whole segment is valid, else from models."""
+    from memabra.learning.summaries import FileSummary
+
+    documents = store.read_plain_documents(item)
+    if documents is not None:
+        with gc_paused():
+            return FileSummary.of_documents(item, documents, builder, skip_ids)
+    return FileSummary.of_batch(store.read_batch(item), builder, skip_ids)
+
+
 @dataclass
 class TrainingStats:
     """Sufficient statistics of an importance-weighted ridge regression per candidate kind.
@@ -181,9 +205,18 @@ class TrainingStats:
         prior[bias_column] = mean_reward
         weights = np.empty((kinds, size))
         identity = np.eye(size)
-        for kind in range(kinds):
-            weights[kind] = np.linalg.solve(self.gram[kind] + l2 * identity, self.moment[kind] + l2 * prior)
+        with single_threaded_blas():
+            for kind in range(kinds):
+                weights[kind] = np.linalg.solve(self.gram[kind] + l2 * identity, self.moment[kind] + l2 * prior)
         return weights
+
+
+def _chosen_document(document: dict) -> dict:
+    chosen_id = document["decision"]["chosen_candidate_id"]
+    for candidate in document["candidates"]:
+        if candidate["candidate_id"] == chosen_id:
+            return candidate
+    raise LookupError(chosen_id)  # unreachable after validation
 
 
 class DatasetBuilder:
@@ -203,47 +236,67 @@ class DatasetBuilder:
 
     def stats(self, trajectories: list[Trajectory]) -> TrainingStats:
         """Sufficient statistics of the given trajectories."""
-        stats = TrainingStats.zeros(self.config)
-        if not trajectories:
-            return stats
         chosen = [trajectory.chosen for trajectory in trajectories]
-        texts = [trajectory.task.text for trajectory in trajectories]
-        names = [candidate.name for candidate in chosen]
-        kinds = [KIND_INDEX[candidate.kind] for candidate in chosen]
-        scores = [candidate.score for candidate in chosen]
-        hints = [hint_value(candidate) if candidate.payload else 0.0 for candidate in chosen]
-        rewards = [trajectory.outcome.reward for trajectory in trajectories]
+        return self._stats(
+            texts=[trajectory.task.text for trajectory in trajectories],
+            names=[candidate.name for candidate in chosen],
+            kinds=[candidate.kind for candidate in chosen],
+            scores=[candidate.score for candidate in chosen],
+            hints=[hint_value(candidate) if candidate.payload else 0.0 for candidate in chosen],
+            rewards=[trajectory.outcome.reward for trajectory in trajectories],
+            propensities=[trajectory.decision.propensity for trajectory in trajectories],
+        )
+
+    def stats_of_documents(self, documents: list[dict]) -> TrainingStats:
+        """Sufficient statistics of trajectories given as validated plain documents (missing fields take the
+        model's defaults); equal to stats() of the same trajectories."""
+        chosen = [_chosen_document(document) for document in documents]
+        return self._stats(
+            texts=[document["task"]["text"] for document in documents],
+            names=[candidate.get("name", "") for candidate in chosen],
+            kinds=[candidate["kind"] for candidate in chosen],
+            scores=[candidate.get("score", 0.0) for candidate in chosen],
+            hints=[hint_reward(candidate.get("payload")) for candidate in chosen],
+            rewards=[document["outcome"]["reward"] for document in documents],
+            propensities=[document["decision"].get("propensity") for document in documents],
+        )
+
+    def _stats(self, texts, names, kinds, scores, hints, rewards, propensities) -> TrainingStats:
+        stats = TrainingStats.zeros(self.config)
+        if not texts:
+            return stats
         clip = self.max_importance_weight
-        propensities = [trajectory.decision.propensity for trajectory in trajectories]
         weights = [min(1.0 / propensity, clip) if propensity else 1.0 for propensity in propensities]
+        kinds = [KIND_INDEX[kind] for kind in kinds]
         text_of_row, text_matrix = self.featurizer.distinct_task_rows(texts)
         candidate_rows = self.featurizer.candidate_rows(names, scores, hints)
         kind_of_row = np.array(kinds, dtype=np.int64)
         reward_of_row = np.array(rewards, dtype=np.float64)
         weight_of_row = np.array(weights, dtype=np.float64)
         task_size = self.config.task_buckets
-        for kind in range(len(CANDIDATE_KINDS)):
-            mask = kind_of_row == kind
-            if not mask.any():
-                continue
-            weight, text, candidate = weight_of_row[mask], text_of_row[mask], candidate_rows[mask]
-            weighted_reward = weight * reward_of_row[mask]
-            # Task features repeat per distinct text: sum the weights per text before multiplying.
-            text_weight = np.bincount(text, weights=weight, minlength=len(text_matrix))
-            task_rows = text_matrix[text]
-            gram, moment = stats.gram[kind], stats.moment[kind]
-            gram[:task_size, :task_size] += text_matrix.T @ (text_weight[:, None] * text_matrix)
-            cross = (task_rows * weight[:, None]).T @ candidate
-            gram[:task_size, task_size:] += cross
-            gram[task_size:, :task_size] += cross.T
-            gram[task_size:, task_size:] += (candidate * weight[:, None]).T @ candidate
-            moment[:task_size] += text_matrix.T @ np.bincount(text, weights=weighted_reward,
-                                                              minlength=len(text_matrix))
-            moment[task_size:] += candidate.T @ weighted_reward
-            stats.kind_counts[kind] += int(mask.sum())
+        with single_threaded_blas():
+            for kind in range(len(CANDIDATE_KINDS)):
+                mask = kind_of_row == kind
+                if not mask.any():
+                    continue
+                weight, text, candidate = weight_of_row[mask], text_of_row[mask], candidate_rows[mask]
+                weighted_reward = weight * reward_of_row[mask]
+                # Task features repeat per distinct text: sum the weights per text before multiplying.
+                text_weight = np.bincount(text, weights=weight, minlength=len(text_matrix))
+                task_rows = text_matrix[text]
+                gram, moment = stats.gram[kind], stats.moment[kind]
+                gram[:task_size, :task_size] += text_matrix.T @ (text_weight[:, None] * text_matrix)
+                cross = (task_rows * weight[:, None]).T @ candidate
+                gram[:task_size, task_size:] += cross
+                gram[task_size:, :task_size] += cross.T
+                gram[task_size:, task_size:] += (candidate * weight[:, None]).T @ candidate
+                moment[:task_size] += text_matrix.T @ np.bincount(text, weights=weighted_reward,
+                                                                  minlength=len(text_matrix))
+                moment[task_size:] += candidate.T @ weighted_reward
+                stats.kind_counts[kind] += int(mask.sum())
         stats.reward_sum = float(weight_of_row @ reward_of_row)
         stats.weight_sum = float(weight_of_row.sum())
-        stats.count = len(trajectories)
+        stats.count = len(texts)
         return stats
 
     def train(self, stats: TrainingStats, l2: float = 1.0) -> SimpleLearningRouter:

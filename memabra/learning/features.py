@@ -85,7 +85,12 @@ class Featurizer:
 
 def hint_value(candidate: Candidate) -> float:
     """The reward an episodic hint reports (0 for every other candidate)."""
-    hint = candidate.payload.get("hint_reward", 0.0) if candidate.payload else 0.0
+    return hint_reward(candidate.payload)
+
+
+def hint_reward(payload: dict | None) -> float:
+    """The `hint_reward` of a candidate's payload, 0 when absent or not a number."""
+    hint = payload.get("hint_reward", 0.0) if payload else 0.0
     return float(hint) if isinstance(hint, (int, float)) else 0.0
 
 

@@ -46,16 +46,32 @@ class FileSummary:
     @classmethod
     def of_batch(cls, batch: TrajectoryBatch, builder: DatasetBuilder, skip_ids: set[str] | None = None) -> "FileSummary":
         """Summarise a validated file, keeping each id's first run and leaving out the ids in skip_ids."""
-        seen = set(skip_ids or ())
-        kept = []
-        for trajectory in batch.trajectories:
-            if trajectory.trajectory_id not in seen:
-                seen.add(trajectory.trajectory_id)
-                kept.append(trajectory)
+        kept = _first_runs(batch.trajectories, lambda t: t.trajectory_id, skip_ids)
         benchmark = np.fromiter((t.is_benchmark for t in kept), dtype=bool, count=len(kept))
         stats = builder.stats([t for t in kept if not t.is_benchmark])
         return cls(batch.file.key, [t.trajectory_id for t in kept], benchmark, list(batch.invalid), stats,
                    batch.file.sealed)
+
+    @classmethod
+    def of_documents(cls, item: TrajectoryFile, documents: list[dict], builder: DatasetBuilder,
+                     skip_ids: set[str] | None = None) -> "FileSummary":
+        """Summarise a segment whose documents all passed validation as plain dicts (the same as of_batch)."""
+        kept = _first_runs(documents, lambda d: d["trajectory_id"], skip_ids)
+        benchmark = np.fromiter((d.get("source") == "benchmark" for d in kept), dtype=bool, count=len(kept))
+        stats = builder.stats_of_documents([d for d, is_benchmark in zip(kept, benchmark.tolist()) if not is_benchmark])
+        return cls(item.key, [d["trajectory_id"] for d in kept], benchmark, [], stats, item.sealed)
+
+
+def _first_runs(items: list, id_of, skip_ids: set[str] | None) -> list:
+    """The items whose id is not in skip_ids, each id's first occurrence only."""
+    seen = set(skip_ids or ())
+    kept = []
+    for item in items:
+        item_id = id_of(item)
+        if item_id not in seen:
+            seen.add(item_id)
+            kept.append(item)
+    return kept
 
 
 class SummaryCache:

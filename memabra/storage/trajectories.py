@@ -14,15 +14,16 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from types import UnionType
+from typing import Annotated, Any, Iterator, Union, get_args, get_origin
 
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from memabra.errors import BadInputError, CorruptDocumentError, StoreWriteError
-from memabra.models import Trajectory, utc_now
+from memabra.models import Trajectory, choice_problem, utc_now
 from memabra.storage.atomic import (AtomicJSONStorage, _write_error, atomic_write_bytes, process_alive, read_json,
                                     write_all)
 from memabra.storage.documents import describe_validation_error
@@ -45,6 +46,38 @@ class _SegmentFile(TypedDict):
 
 
 _SEGMENT_FILE = TypeAdapter(_SegmentFile)
+
+
+def plain_document_type(model: type[BaseModel], made: dict | None = None) -> type:
+    """A TypedDict with the model's fields, constraints and config, so pydantic validates by the model's rules
+    into plain dicts (several times cheaper than building models); model validators are not carried over."""
+    made = {} if made is None else made
+    if model not in made:
+        fields = {}
+        for name, info in model.model_fields.items():
+            annotation = _plain_annotation(info.annotation, made)
+            if info.metadata:
+                annotation = Annotated[(annotation, *info.metadata)]
+            fields[name] = annotation if info.is_required() else NotRequired[annotation]
+        plain = TypedDict(f"{model.__name__}Document", fields)
+        plain.__pydantic_config__ = dict(model.model_config)
+        made[model] = plain
+    return made[model]
+
+
+def _plain_annotation(annotation: Any, made: dict) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return plain_document_type(annotation, made)
+    arguments = get_args(annotation)
+    mapped = tuple(_plain_annotation(argument, made) for argument in arguments)
+    if mapped == arguments:
+        return annotation
+    origin = get_origin(annotation)
+    return Union[mapped] if origin in (Union, UnionType) else origin[mapped]
+
+
+_PLAIN_SEGMENT_FILE = TypeAdapter(TypedDict("_PlainSegmentFile", {
+    SEGMENT_TABLE: dict[str, plain_document_type(Trajectory)]}))
 
 
 @contextmanager
@@ -182,6 +215,23 @@ class TrajectoryStore:
                     file_name, UNREADABLE_FILE, f"document: the whole file is unreadable ({exc.detail})")])
             valid, invalid = validate_trajectories(documents, file_name)
         return TrajectoryBatch(item, valid, invalid)
+
+    def read_plain_documents(self, item: TrajectoryFile) -> list[dict] | None:
+        """A sealed segment's documents validated by the Trajectory rules in one call, as plain dicts; None for a
+        journal or when any document fails (read_batch then says which and why)."""
+        if not item.sealed:
+            return None
+        with gc_paused():
+            try:
+                documents = list(_PLAIN_SEGMENT_FILE.validate_json(item.path.read_bytes())[SEGMENT_TABLE].values())
+            except (ValidationError, OSError):
+                return None
+            for document in documents:
+                if "trajectory_id" not in document or choice_problem(
+                        [candidate["candidate_id"] for candidate in document["candidates"]],
+                        document["decision"]["chosen_candidate_id"]):
+                    return None
+        return documents
 
     def iter_batches(self) -> Iterator[TrajectoryBatch]:
         """Every file's batch, oldest first."""
