@@ -54,6 +54,7 @@ class _Cycle:
         self.dry_run = dry_run
         self.baseline_version = baseline_version
         self.seen = SeenTrajectoryStore(seen_path)
+        self.seen_document = None
         self.case_index_path = case_index_path
         self.suite = suite
         self.executor = executor
@@ -86,7 +87,7 @@ class _Cycle:
         self.emit("scan", 0, 1, "reading trajectories")
         if not self.dry_run:
             TrajectoryStore(self.base_dir).seal_abandoned_journals()
-        seen = self.seen.read()
+        seen = self.seen_document = self.seen.read()
         index = ArtifactIndex.scan(self.base_dir, set(seen.trajectory_ids), seen_segments=seen.segments,
                                    on_file=lambda done, total: self.emit("scan", done, total, "reading trajectories"))
         new_count = len(index.unseen_ids)
@@ -220,7 +221,7 @@ class _Cycle:
                 self.emit("save", 2, steps, f"promoting {version.version_id}")
                 self.versions.promote(version, report)
             self.emit("save", 3, steps, "marking trajectories seen")
-            self.seen.add(index.unseen_ids, sealed_segments=index.sealed_training_ids())
+            self.seen.add(index.unseen_ids, sealed_segments=index.sealed_training_ids(), current=self.seen_document)
             self.emit("save", 4, steps, "storing benchmark trajectories")
             with TrajectoryWriter(self.base_dir) as writer:
                 writer.append_many(baseline_eval.trajectories + challenger_eval.trajectories)

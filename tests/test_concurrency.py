@@ -11,6 +11,7 @@ from memabra.demo.generate import generate_demo_trajectories
 from memabra.demo.world import DemoWorld
 from memabra.learning.routers import HeuristicRouter
 from memabra.status import store_status
+from memabra.storage.lock import lock_holder
 from memabra.storage.versions import RouterVersionStore
 from tests.conftest import ROOT
 
@@ -26,9 +27,17 @@ def start_cycle(base, *args):
 def test_two_cycles_started_together_one_runs_the_other_exits_75(tmp_path):
     base = tmp_path / "store"
     generate_demo_trajectories(base, 200, HeuristicRouter(), world=DemoWorld(7), seed=4)
-    cycles = [start_cycle(base, "--min-new-trajectories", "1") for _ in range(2)]
-    outcomes = sorted((cycle.wait(120), *cycle.communicate()) for cycle in cycles)
-    (ran, ran_out, _), (blocked, blocked_out, blocked_err) = outcomes
+    # The first cycle reads its seen-ids file from a FIFO, so it holds the lock until the test writes to it.
+    seen = tmp_path / "seen.json"
+    os.mkfifo(seen)
+    first = start_cycle(base, "--min-new-trajectories", "1", "--seen-trajectory-store", str(seen))
+    while lock_holder(base) is None:
+        assert first.poll() is None, first.communicate()
+    second = start_cycle(base, "--min-new-trajectories", "1", "--seen-trajectory-store", str(seen))
+    blocked, blocked_out, blocked_err = second.wait(120), *second.communicate()
+    with open(seen, "w") as writer:
+        writer.write("{}")
+    ran, ran_out, _ = first.wait(120), *first.communicate()
     assert (ran, blocked) == (0, 75)
     assert json.loads(ran_out)["status"] == "promoted"
     assert blocked_out == "" and blocked_err.startswith("error:") and "is locked by process" in blocked_err

@@ -38,15 +38,15 @@ class SeenTrajectoryStore:
         """The ids listed one by one (a wholly seen segment's ids are not among them)."""
         return set(self.read().trajectory_ids)
 
-    def add(self, trajectory_ids: Iterable[str], already_seen: set[str] | None = None,
-            sealed_segments: Mapping[str, Iterable[str]] | None = None) -> int:
+    def add(self, trajectory_ids: Iterable[str], sealed_segments: Mapping[str, Iterable[str]] | None = None,
+            current: SeenTrajectories | None = None) -> int:
         """Mark ids as seen, atomically; return how many were new.
 
         Once every id is marked, each of `sealed_segments` (key to its ids) is wholly seen: it is recorded by key
-        and its ids leave the list.
+        and its ids leave the list. `current` is the document as already read (under the cycle's lock).
         """
-        document = self.read()
-        seen = set(document.trajectory_ids) if already_seen is None else set(already_seen)
+        document = self.read() if current is None else current
+        seen = set(document.trajectory_ids)
         before = len(seen)
         seen.update(trajectory_ids)
         added = len(seen) - before
