@@ -40,6 +40,24 @@ def seeded_store(_seeded_store_template, tmp_path) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def _history_store_template(_seeded_store_template, tmp_path_factory) -> Path:
+    from tests.console_store import build_history
+
+    base = tmp_path_factory.mktemp("history") / "store"
+    shutil.copytree(_seeded_store_template, base)
+    build_history(base)
+    return base
+
+
+@pytest.fixture
+def history_store(_history_store_template, tmp_path) -> Path:
+    """The seeded store plus a fixed history of five cycles (three versions, five reports), no wall clock."""
+    target = tmp_path / "store"
+    shutil.copytree(_history_store_template, target)
+    return target
+
+
 class CliResult:
     def __init__(self, completed: subprocess.CompletedProcess):
         self.code = completed.returncode

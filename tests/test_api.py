@@ -73,6 +73,7 @@ def test_version_store_defaults_to_artifacts_in_the_working_dir(tmp_path, monkey
 
 def test_engine_never_imports_textual():
     code = ("import sys, memabra, memabra.cli, memabra.workflow, memabra.status, memabra.demo, "
-            "memabra.router_versioning, memabra.evaluation, memabra.runtime, memabra.check; "
+            "memabra.router_versioning, memabra.evaluation, memabra.runtime, memabra.check, "
+            "memabra.inspect, memabra.demo.history; "
             "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if 'textual' in m)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -1,0 +1,405 @@
+"""The operator console: router status, version history, training reports and the live cycle on one screen."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, RichLog, Sparkline, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from memabra.errors import LockHeldError, MemabraError
+from memabra.inspect import Overview, ReportRow, VersionRow, load_overview, store_fingerprint
+from memabra.settings import Settings, load_settings, resolve_base_dir
+from memabra.storage.versions import RouterVersionStore
+from memabra.tui.format import describe_gates, describe_outcome, number, percent, short_time, signed, status_text
+from memabra.tui.messages import CycleFinished, CycleProgress, RolledBack, StoreLoaded
+from memabra.tui.screens.details import ReportScreen, VersionScreen
+from memabra.tui.screens.modals import ErrorScreen, HelpScreen, PolicyScreen, RollbackScreen
+from memabra.workflow import STAGES, run_online_learning_workflow
+
+POLL_SECONDS = 1.0
+"""How often the console looks (cheaply, by mtimes) whether another process changed the store."""
+
+KEYS: tuple[tuple[str, str, str, str], ...] = (
+    ("d", "dry_run", "Dry run", "train and evaluate a challenger and write its report; promote nothing"),
+    ("p", "cycle", "Cycle", "run a cycle that promotes the challenger if every gate passes"),
+    ("r", "rollback", "Roll back", "make the highlighted version active again (asks first)"),
+    ("c", "cancel_cycle", "Cancel", "stop the running cycle between batches; it writes nothing"),
+    ("t", "thresholds", "Gates", "change the promotion gates for the next cycles"),
+    ("f5", "refresh", "Refresh", "read the store again (it also refreshes by itself on change)"),
+    ("question_mark", "help", "Help", "this list of keys"),
+    ("q", "quit", "Quit", "leave the console (a running cycle is cancelled)"),
+)
+"""Every key of the main screen: key, action, footer label, what it does (footer, help screen, palette)."""
+
+ENTER_HELP = ("enter", "open the highlighted version or report")
+TAB_HELP = ("tab", "move between the version and report tables")
+
+
+class StagePanel(Vertical):
+    """The live cycle: what is running or how the last cycle ended, a bar per stage, and a log."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="cycle-outcome")
+        for stage in STAGES:
+            with Horizontal(classes="stage-row"):
+                yield Label(stage, classes="stage-name")
+                yield ProgressBar(total=1, show_eta=False, id=f"bar-{stage}")
+        yield RichLog(id="cycle-log", max_lines=500, wrap=False, markup=False)
+
+    def reset(self) -> None:
+        for stage in STAGES:
+            self.query_one(f"#bar-{stage}", ProgressBar).update(total=1, progress=0)
+        self.query_one("#cycle-log", RichLog).clear()
+
+    def show_event(self, stage: str, done: int, total: int, message: str) -> None:
+        if stage not in STAGES:
+            return
+        self.query_one(f"#bar-{stage}", ProgressBar).update(total=max(total, 1), progress=min(done, max(total, 1)))
+        if message and (done >= total or stage in ("gate", "save")):
+            self.log_line(f"{stage}: {message}")
+
+    def log_line(self, line: str) -> None:
+        log = self.query_one("#cycle-log", RichLog)
+        if log.lines and log.lines[-1].text == line:
+            return
+        log.write(line)
+
+    def show_outcome(self, text: Text | str) -> None:
+        self.query_one("#cycle-outcome", Static).update(text)
+
+
+class MemabraConsole(App[int]):
+    """memabra's operator console over one base dir."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "memabra"
+    BINDINGS = [Binding(key, action, label, tooltip=what) for key, action, label, what in KEYS]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+
+    def __init__(self, base_dir: Path, settings: Settings | None = None, poll_seconds: float = POLL_SECONDS):
+        super().__init__()
+        self.base_dir = Path(base_dir)
+        self.settings = (settings or load_settings()).model_copy(update={"base_dir": self.base_dir})
+        self.poll_seconds = poll_seconds
+        self.overview: Overview | None = None
+        self.fingerprint: tuple | None = None
+        self.cycle_running = False
+        self.cycle_kind = ""
+        self.last_result: dict[str, Any] | None = None
+        self.cancel_event = threading.Event()
+
+    # -- layout ----------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                with VerticalScroll(id="status-panel", classes="panel"):
+                    yield Static("reading the store…", id="status")
+                    yield Label("", id="trend-label")
+                    yield Sparkline([], id="trend")
+                yield StagePanel(id="cycle-panel", classes="panel -idle")
+            with Vertical(id="right"):
+                with Vertical(id="versions-panel", classes="panel"):
+                    yield DataTable(id="versions", cursor_type="row", zebra_stripes=True)
+                with Vertical(id="reports-panel", classes="panel"):
+                    yield DataTable(id="reports", cursor_type="row", zebra_stripes=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.base_dir)
+        self.query_one("#status-panel").border_title = "Router status"
+        self.query_one("#versions-panel").border_title = "Version history"
+        self.query_one("#reports-panel").border_title = "Training reports"
+        self.query_one("#cycle-panel").border_title = "Live cycle"
+        versions = self.query_one("#versions", DataTable)
+        versions.add_column("  version", key="id")
+        versions.add_column("created (UTC)", key="created")
+        versions.add_column("reward", key="reward")
+        versions.add_column("errors", key="errors")
+        versions.add_column("latency", key="latency")
+        versions.add_column("trained", key="trained")
+        reports = self.query_one("#reports", DataTable)
+        reports.add_column("finished (UTC)", key="when")
+        reports.add_column("outcome", key="outcome")
+        reports.add_column("Δreward", key="delta")
+        reports.add_column("first reason", key="reason")
+        self.query_one(StagePanel).show_outcome("idle: no cycle has run in this console yet")
+        versions.focus()
+        self.reload()
+        self.set_interval(self.poll_seconds, self.poll_store)
+
+    # -- reading the store -----------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load", name="load")
+    def reload(self) -> None:
+        """Read the store in a thread and post what the main screen shows."""
+        fingerprint = store_fingerprint(self.base_dir)
+        overview = load_overview(self.base_dir)
+        if not get_current_worker().is_cancelled:
+            self.post_message(StoreLoaded(overview, fingerprint))
+
+    def poll_store(self) -> None:
+        """Reload when the store changed under the console (another process promoted, rolled back, appended)."""
+        if self.fingerprint is not None and store_fingerprint(self.base_dir) != self.fingerprint:
+            self.fingerprint = None
+            self.reload()
+
+    def on_store_loaded(self, message: StoreLoaded) -> None:
+        self.overview = message.overview
+        self.fingerprint = message.fingerprint
+        self.show_status(message.overview)
+        self.fill_versions(message.overview.versions)
+        self.fill_reports(message.overview.reports)
+        if not self.cycle_running and self.last_result is None:
+            latest = (message.overview.status or {}).get("latest_report")
+            if latest:
+                self.query_one(StagePanel).show_outcome(describe_outcome(latest, "last cycle"))
+
+    def show_status(self, overview: Overview) -> None:
+        self.query_one("#status", Static).update(status_text(overview, self.settings, self.base_dir))
+        trend = overview.reward_trend
+        sparkline = self.query_one("#trend", Sparkline)
+        sparkline.data = trend
+        sparkline.set_class(len(trend) < 2, "-hidden")
+        label = self.query_one("#trend-label", Label)
+        label.set_class(len(trend) < 2, "-hidden")
+        if len(trend) >= 2:
+            label.update(f"reward by version: {trend[0]:.3f} → {trend[-1]:.3f}")
+
+    def fill_versions(self, rows: list[VersionRow]) -> None:
+        table = self.query_one("#versions", DataTable)
+        highlighted = highlighted_id(table)
+        table.clear()
+        for row in rows:
+            table.add_row(
+                Text("● " + row.version_id, style="bold green") if row.active else "  " + row.version_id,
+                short_time(row.created_at),
+                number(row.avg_reward), percent(row.error_rate), number(row.avg_latency_ms, 0, " ms"),
+                f"{row.training_trajectory_count:,}", key=row.version_id)
+        restore_cursor(table, highlighted)
+        self.query_one("#versions-panel").border_subtitle = (
+            f"{len(rows):,} · ● active · enter opens" if rows else "none yet: press p to run a cycle")
+
+    def fill_reports(self, rows: list[ReportRow]) -> None:
+        table = self.query_one("#reports", DataTable)
+        highlighted = highlighted_id(table)
+        table.clear()
+        for row in rows:
+            table.add_row(short_time(row.finished_at), outcome_cell(row),
+                          signed(row.reward_delta), row.first_reason or "all gates passed", key=row.report_id)
+        restore_cursor(table, highlighted)
+        self.query_one("#reports-panel").border_subtitle = (
+            f"{len(rows):,} · enter opens" if rows else "none yet: press d for a dry run")
+
+    @on(DataTable.RowSelected, "#versions")
+    def open_version(self, event: DataTable.RowSelected) -> None:
+        self.push_screen(VersionScreen(self.base_dir, event.row_key.value, self.settings.seed))
+
+    @on(DataTable.RowSelected, "#reports")
+    def open_report(self, event: DataTable.RowSelected) -> None:
+        self.push_screen(ReportScreen(self.base_dir, event.row_key.value))
+
+    # -- cycles --------------------------------------------------------------------------------
+    def action_dry_run(self) -> None:
+        self.start_cycle(dry_run=True)
+
+    def action_cycle(self) -> None:
+        self.start_cycle(dry_run=False)
+
+    def start_cycle(self, dry_run: bool) -> None:
+        if self.cycle_running:
+            self.notify(f"a {self.cycle_kind} is already running; wait for it or press c to cancel it",
+                        severity="warning", markup=False)
+            return
+        self.cycle_running = True
+        self.cycle_kind = "dry-run cycle" if dry_run else "cycle"
+        self.cancel_event = threading.Event()
+        panel = self.query_one(StagePanel)
+        panel.reset()
+        panel.remove_class("-idle")
+        panel.show_outcome(Text(f"running: {self.cycle_kind} · c cancels", style="bold yellow"))
+        panel.log_line(f"{self.cycle_kind} started with gates {describe_gates(self.settings)}")
+        self.run_cycle(dry_run, self.cancel_event)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="cycle", name="cycle")
+    def run_cycle(self, dry_run: bool, cancel: threading.Event) -> None:
+        """Run the engine's cycle in a thread; progress and the result come back as messages."""
+        result = run_online_learning_workflow(
+            dry_run=dry_run, settings=self.settings, cancel=cancel,
+            on_event=lambda event: self.post_message(CycleProgress(event)))
+        self.post_message(CycleFinished(result))
+
+    def on_cycle_progress(self, message: CycleProgress) -> None:
+        event = message.event
+        self.query_one(StagePanel).show_event(event.stage, event.done, event.total, event.message)
+
+    def on_cycle_finished(self, message: CycleFinished) -> None:
+        result = message.result
+        self.last_result = result
+        panel = self.query_one(StagePanel)
+        panel.show_outcome(describe_outcome(result, "this cycle"))
+        panel.log_line(describe_outcome(result, "result").plain)
+        severity = "information" if result.get("status") in ("promoted", "dry_run") else "warning"
+        self.notify(describe_outcome(result, "cycle").plain, severity=severity, markup=False)
+        self.reload()
+
+    def action_cancel_cycle(self) -> None:
+        if not self.cycle_running:
+            self.notify("no cycle is running", markup=False)
+            return
+        self.cancel_event.set()
+        self.query_one(StagePanel).log_line("cancelling at the next batch…")
+
+    # -- rollback ------------------------------------------------------------------------------
+    def action_rollback(self) -> None:
+        table = self.query_one("#versions", DataTable)
+        target = highlighted_id(table)
+        if target is None:
+            self.notify("no version to roll back to yet: versions appear after a promoted cycle", markup=False)
+            return
+        current = ((self.overview.status or {}).get("current") or {}) if self.overview else {}
+        active = current.get("version_id")
+        if target == active:
+            self.notify(f"{target} is already active; highlight an earlier version first", severity="warning",
+                        markup=False)
+            return
+        if self.cycle_running:
+            self.notify("a cycle is running; roll back after it ends (or press c to cancel it)",
+                        severity="warning", markup=False)
+            return
+
+        def confirmed(answer: bool | None) -> None:
+            if answer:
+                self.run_rollback(target)
+
+        self.push_screen(RollbackScreen(active, target), confirmed)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="rollback", name="rollback")
+    def run_rollback(self, version_id: str) -> None:
+        """Roll back in a thread (the engine takes the lock) and post the new current document."""
+        self.post_message(RolledBack(RouterVersionStore(self.base_dir).rollback(version_id)))
+
+    def on_rolled_back(self, message: RolledBack) -> None:
+        current = message.current
+        self.notify(f"rolled back: {current['version_id']} is active (was {current.get('rollback_from') or 'none'})",
+                    markup=False)
+        self.reload()
+
+    # -- other keys ----------------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(help_rows()))
+
+    def action_thresholds(self) -> None:
+        def chosen(update: dict[str, Any] | None) -> None:
+            if update:
+                self.settings = self.settings.model_copy(update=update)
+                self.notify(f"gates for the next cycles: {describe_gates(self.settings)}", markup=False)
+                if self.overview is not None:
+                    self.show_status(self.overview)
+
+        self.push_screen(PolicyScreen(self.settings), chosen)
+
+    async def action_quit(self) -> None:
+        self.cancel_event.set()
+        self.exit(0)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key, action, label, what in KEYS:
+            if action not in ("quit", "help"):
+                yield SystemCommand(f"{label} ({display_key(key)})", what, getattr(self, f"action_{action}"))
+        yield SystemCommand("Keys (?)", "list the console's keys", self.action_help)
+
+    # -- one place for worker errors -------------------------------------------------------------
+    @on(Worker.StateChanged)
+    def worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.name == "cycle" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR,
+                                                            WorkerState.CANCELLED):
+            self.cycle_running = False
+            self.query_one(StagePanel).add_class("-idle")
+            if event.state == WorkerState.ERROR:
+                self.query_one(StagePanel).show_outcome(Text(f"{self.cycle_kind} failed: see the message",
+                                                             style="bold red"))
+        if event.state == WorkerState.ERROR:
+            self.show_error(event.worker.error)
+
+    def show_error(self, error: BaseException | None) -> None:
+        """Show a worker's error: the engine's own errors as a notification, anything else as a modal."""
+        if isinstance(error, LockHeldError):
+            self.notify(str(error), title="store locked", severity="warning", timeout=10, markup=False)
+            self.reload()
+        elif isinstance(error, MemabraError):
+            self.notify(str(error), title="error", severity="error", timeout=15, markup=False)
+            self.reload()
+        else:
+            self.push_screen(ErrorScreen(f"unexpected {type(error).__name__}: {error}"))
+
+
+def outcome_cell(row: ReportRow) -> Text:
+    """A report's outcome, coloured: promoted, rejected, or a dry run that would pass or fail the gates."""
+    if row.status == "dry_run":
+        return Text("dry-run pass" if row.accepted else "dry-run fail", style="cyan" if row.accepted else "red")
+    return Text(row.status, style="bold green" if row.status == "promoted" else "bold red")
+
+
+def highlighted_id(table: DataTable) -> str | None:
+    """The id (row key) under a table's cursor, or None when the table is empty."""
+    if table.row_count == 0:
+        return None
+    return table.ordered_rows[min(table.cursor_row, table.row_count - 1)].key.value
+
+
+def restore_cursor(table: DataTable, row_id: str | None) -> None:
+    """Put the cursor back on the row it was on before a reload, when that row is still there."""
+    if row_id is None:
+        return
+    try:
+        table.move_cursor(row=table.get_row_index(row_id), animate=False)
+    except Exception:  # noqa: BLE001 - the row is gone; the cursor stays where it is
+        pass
+
+
+def display_key(key: str) -> str:
+    return {"question_mark": "?", "f5": "F5"}.get(key, key)
+
+
+def help_rows() -> list[tuple[str, str]]:
+    """(key, what it does) for the help screen, in footer order."""
+    return [(display_key(key), what) for key, _, _, what in KEYS] + [ENTER_HELP, TAB_HELP,
+                                                                    ("ctrl+p", "command palette")]
+
+
+def run_console(argv: Sequence[str] | None = None) -> int:
+    """Parse the console's flags and run it until the operator quits; return the exit code."""
+    parser = argparse.ArgumentParser(prog="memabra", description="memabra's operator console "
+                                     "(`memabra --headless [flags]` runs `python -m memabra.cli` instead).")
+    parser.add_argument("--base-dir", metavar="PATH", help="the store's folder (default: $MEMABRA_BASE_DIR, "
+                        "else ./artifacts)")
+    args = parser.parse_args(list(argv or []))
+    base_dir = resolve_base_dir(args.base_dir)
+    if base_dir.exists() and not base_dir.is_dir():
+        print(f"error: --base-dir {base_dir} is a file; give a folder (it is created when a cycle runs)",
+              file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(base_dir=base_dir)
+    except ValueError as exc:
+        print(f"error: a MEMABRA_* environment variable is invalid: {' '.join(str(exc).split())}",
+              file=sys.stderr)
+        return 2
+    result = MemabraConsole(base_dir, settings).run()
+    return result or 0

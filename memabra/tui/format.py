@@ -1,0 +1,108 @@
+"""How the console writes numbers, times and the router status as text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+
+from memabra.inspect import Overview
+from memabra.settings import Settings
+
+
+def number(value: float | None, digits: int = 3, unit: str = "") -> str:
+    return "–" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def signed(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def short_time(iso: str | None) -> str:
+    """`2026-01-01T02:00:03+00:00` as `2026-01-01 02:00` (times in the store are UTC)."""
+    if not iso:
+        return "–"
+    return iso.replace("T", " ")[:16]
+
+
+def describe_gates(settings: Settings, separator: str = " · ") -> str:
+    return (f"Δreward ≥ {settings.min_reward_delta:g} · Δerrors ≤ {settings.max_error_rate_increase:g}{separator}"
+            f"Δlatency ≤ {settings.max_latency_increase_ms:g} ms · tasks ≥ {settings.required_task_count}")
+
+
+def describe_lock(lock: dict[str, Any] | None) -> Text:
+    if not lock:
+        return Text("free", style="green")
+    who = f"pid {lock.get('pid') or '?'}"
+    return Text(f"held by {who}: {lock.get('operation') or 'a cycle'} since {short_time(lock.get('started_at'))}",
+                style="bold yellow")
+
+
+def describe_outcome(result: dict[str, Any], what: str) -> Text:
+    """How a cycle (a result or a report summary) ended: the verdict, then the report and the first reason."""
+    status = result.get("status")
+    report = result.get("report_id")
+    delta = result.get("reward_delta")
+    reasons = result.get("reasons") or []
+    verdict = {"promoted": f"promoted {result.get('challenger_version_id') or ''}".rstrip(),
+               "dry_run": "dry run, " + ("would pass" if result.get("accepted") else "would fail"),
+               "rejected": "rejected", "skipped": "skipped", "cancelled": "cancelled, nothing was written"}
+    style = {"promoted": "bold green", "dry_run": "cyan", "rejected": "bold red"}.get(status, "yellow")
+    text = Text(f"{what}: {verdict.get(status, str(status))}", style=style)
+    if isinstance(delta, (int, float)):
+        text.append(f" · Δreward {delta:+.3f}")
+    details = ([f"report {report}"] if report else []) + ([reasons[0]] if reasons and status != "cancelled" else [])
+    if details:
+        text.append("\n" + " · ".join(details), style="dim")
+    return text
+
+
+def status_text(overview: Overview, settings: Settings, base_dir: Path) -> Text:
+    """The router status panel: what is active and why, what is stored, the lock and the gates."""
+    text = Text()
+    status = overview.status
+    for problem in overview.problems[:3]:
+        text.append(f"problem: {problem}\n", style="bold red")
+    if status is None:
+        return text
+    current = status.get("current")
+
+    def line(label: str, value: str | Text, style: str = "") -> None:
+        text.append(f"{label:<10}", style="dim")
+        text.append(value if isinstance(value, Text) else Text(value, style=style))
+        text.append("\n")
+
+    if current:
+        line("active", current["version_id"], "bold")
+        source = {"cycle": "a cycle", "rollback": "a rollback", "manual": "hand"}.get(
+            current.get("promotion_source"), str(current.get("promotion_source")))
+        line("promoted", f"{short_time(current.get('promoted_at'))} by {source}")
+        line("prior", current.get("prior_version_id") or "none (the heuristic)")
+        summary = current.get("benchmark_summary") or {}
+        line("reward", f"{number(summary.get('avg_reward'))} · errors {percent(summary.get('error_rate'))}"
+                       f" · {number(summary.get('avg_latency_ms'), 0, ' ms')}")
+    else:
+        line("active", "built-in heuristic (no version yet)", "bold")
+    total = status.get("training_trajectory_count", 0)
+    unseen = status.get("unseen_trajectory_count", 0)
+    invalid = status.get("invalid_trajectory_count", 0)
+    stored = f"{total:,} trajectories · {unseen:,} new" + (f" · {invalid:,} invalid" if invalid else "")
+    line("stored", stored, "yellow" if unseen >= settings.min_new_trajectories else "")
+    line("lock", describe_lock(status.get("lock")))
+    line("gates", describe_gates(settings, separator="\n" + " " * 10))
+    if total == 0:
+        text.append("\nNo trajectories yet. Fill the store with demo ones:\n", style="bold")
+        text.append(f"  memabra --headless --base-dir {base_dir} --demo-trajectories 2000\n")
+        text.append("then press p to run a cycle (d for a dry run).")
+    elif unseen < settings.min_new_trajectories:
+        text.append(f"\nA cycle needs {settings.min_new_trajectories} new trajectories; "
+                    f"{unseen} are stored.", style="dim")
+    elif not current:
+        text.append("\nPress d for a dry run or p for a cycle that may promote.", style="dim")
+    text.rstrip()
+    return text

@@ -1,0 +1,213 @@
+"""Screens that open one version or one training report in full."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker
+
+from memabra.inspect import gate_rows, metric_rows, off_policy_rows, version_diff
+from memabra.storage.versions import ReportStore, RouterVersionStore
+from memabra.tui.format import number, percent, short_time, signed
+
+
+def metric_cell(name: str, value: float, is_delta: bool = False) -> str:
+    if name == "error_rate":
+        return f"{value:+.1%}" if is_delta else percent(value)
+    if name == "avg_latency_ms":
+        return f"{value:+,.0f} ms" if is_delta else number(value, 0, " ms")
+    if name == "task_count":
+        return f"{value:+,.0f}" if is_delta else f"{value:,.0f}"
+    return signed(value) if is_delta else number(value)
+
+
+def metrics_table(baseline: dict[str, Any], challenger: dict[str, Any], before: str, after: str) -> DataTable:
+    table = DataTable(show_cursor=False, classes="detail-table")
+    table.add_columns("metric", before, after, "change")
+    for name, old, new, delta in metric_rows(baseline, challenger):
+        table.add_row(name, metric_cell(name, old), metric_cell(name, new), metric_cell(name, delta, True))
+    return table
+
+
+def gates_table(gates: list[Any]) -> DataTable:
+    table = DataTable(show_cursor=False, classes="detail-table")
+    table.add_columns("gate", "value", "threshold", "result")
+    for row in gate_rows(gates):
+        verdict = Text("pass", style="bold green") if row["passed"] else Text("FAIL", style="bold red")
+        table.add_row(row["gate"], f"{row['value']:.4g}", f"{row['rule']}  ({row['threshold_name']})", verdict)
+    return table
+
+
+def section(title: str) -> Static:
+    return Static(Text(title, style="bold"), classes="section-title")
+
+
+class DetailScreen(Screen):
+    """Common frame of the detail screens: a scrolling body filled once the worker has read the store."""
+
+    BINDINGS = [Binding("escape,q,backspace", "app.pop_screen", "Back")]
+
+    def __init__(self, base_dir: Path, document_id: str):
+        super().__init__()
+        self.base_dir = base_dir
+        self.document_id = document_id
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="detail-body"):
+            yield Static(f"reading {self.document_id}…", id="detail-loading")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    async def show(self, widgets: list) -> None:
+        body = self.query_one("#detail-body", VerticalScroll)
+        await body.remove_children()
+        await body.mount_all(widgets)
+        body.focus()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.error is not None:
+            self.app.show_error(event.worker.error)
+            self.query_one("#detail-loading", Static).update(f"could not read {self.document_id}: "
+                                                             f"{event.worker.error}")
+
+
+class VersionScreen(DetailScreen):
+    """One version: metrics, the gates it passed, lineage, and how it differs from the version it replaced."""
+
+    def __init__(self, base_dir: Path, version_id: str, seed: int = 7):
+        super().__init__(base_dir, version_id)
+        self.seed = seed
+
+    def on_mount(self) -> None:
+        self.sub_title = f"version {self.document_id}"
+        super().on_mount()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def load(self) -> None:
+        store = RouterVersionStore(self.base_dir)
+        version = store.get_version(self.document_id)
+        current = store.current()
+        diff = version_diff(self.base_dir, self.document_id, self.seed)
+        self.app.call_from_thread(self.render_version, version.model_dump(mode="json"),
+                                  current.version_id if current else None, diff)
+
+    async def render_version(self, version: dict[str, Any], active_id: str | None, diff: dict[str, Any]) -> None:
+        metrics = version.get("metrics") or {}
+        active = " · active" if version["version_id"] == active_id else ""
+        summary = Text.assemble(
+            (f"version {version['version_id']}", "bold"), (active, "bold green"),
+            f"\ncreated {short_time(version.get('created_at'))} UTC · router {version['router'].get('kind')}\n",
+            f"benchmark reward {number(metrics.get('avg_reward'))} · errors {percent(metrics.get('error_rate'))}"
+            f" · latency {number(metrics.get('avg_latency_ms'), 0, ' ms')} · {metrics.get('task_count', '–')} tasks")
+        segments = version.get("training_segments") or []
+        shown = ", ".join(segments[:4]) + (f" and {len(segments) - 4} more" if len(segments) > 4 else "")
+        lineage = Text.assemble(
+            ("replaced       ", "dim"), version.get("parent_version_id") or "the built-in heuristic", "\n",
+            ("report         ", "dim"), version.get("report_id") or "none recorded", "\n",
+            ("trained on     ", "dim"), f"{version.get('training_trajectory_count', 0):,} trajectories", "\n",
+            ("from segments  ", "dim"), shown or "none recorded")
+        before = diff["compared_with"] or "heuristic"
+        change = Text.assemble(
+            f"On the benchmark ({diff['suite']}, {diff['task_count']} tasks) this version picks a different "
+            f"candidate than {before} for ", (f"{diff['decision_change_share']:.0%}", "bold"),
+            f" of the tasks; average reward {number(diff['avg_reward_before'])} → "
+            f"{number(diff['avg_reward_after'])}.")
+        families = DataTable(show_cursor=False, classes="detail-table")
+        families.add_columns("task family", before, "this version", "change")
+        for row in diff["families"]:
+            style = "green" if row["change"] > 0.005 else ("red" if row["change"] < -0.005 else "")
+            families.add_row(row["family"], number(row["before"]), number(row["after"]),
+                             Text(signed(row["change"]), style=style))
+        gates = version.get("gates") or []
+        await self.show([
+            Static(summary), section("Gates it passed"),
+            gates_table(gates) if gates else Static("no gates recorded"),
+            section("Lineage"), Static(lineage),
+            section(f"How it differs from {before}"), Static(change), families,
+        ])
+
+
+class ReportScreen(DetailScreen):
+    """One training report: baseline against challenger, every gate, the benchmark and off-policy estimates."""
+
+    def on_mount(self) -> None:
+        self.sub_title = f"report {self.document_id}"
+        super().on_mount()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def load(self) -> None:
+        report = ReportStore(self.base_dir).get(self.document_id)
+        self.app.call_from_thread(self.render_report, report.model_dump(mode="json"))
+
+    async def render_report(self, report: dict[str, Any]) -> None:
+        status = report["status"]
+        colour = {"promoted": "bold green", "rejected": "bold red"}.get(status, "cyan")
+        verdict = status.replace("_", " ")
+        if status == "dry_run":
+            verdict += ", would pass" if report["accepted"] else ", would fail"
+        summary = Text.assemble(
+            (f"report {report['report_id']}  ", "bold"), (verdict, colour),
+            f"\nfinished {short_time(report.get('finished_at'))} UTC · baseline "
+            f"{report.get('baseline_version_id') or 'built-in heuristic'} · challenger saved as "
+            f"{report.get('challenger_version_id') or 'nothing (not promoted)'}\n"
+            f"trained on {report['training_trajectory_count']:,} trajectories "
+            f"({report['new_trajectory_count']:,} new, {report['invalid_trajectory_count']:,} invalid)")
+        widgets: list = [Static(summary), section("Baseline against challenger"),
+                         metrics_table(report["baseline"], report["challenger"], "baseline", "challenger"),
+                         section("Gates"), gates_table(report["gates"])]
+        if report.get("reasons"):
+            widgets.append(Static(Text("\n".join(f"• {reason}" for reason in report["reasons"]), style="red")))
+        widgets.extend(benchmark_widgets(report.get("benchmark") or {}))
+        estimates = off_policy_rows(report)
+        if estimates:
+            held_out = (report.get("off_policy") or {}).get("held_out_count")
+            widgets.append(section("Off-policy estimates" + (f" ({held_out:,} held-out trajectories)"
+                                                             if isinstance(held_out, int) else "")))
+            table = DataTable(show_cursor=False, classes="detail-table")
+            table.add_columns("estimator", "router", "estimate", "95% interval", "ESS")
+            for row in estimates:
+                interval = (f"{row['low']:.3f} … {row['high']:.3f}"
+                            if row["low"] is not None and row["high"] is not None else "–")
+                estimate = signed(row["estimate"]) if row["side"] == "delta" else number(row["estimate"])
+                table.add_row(row["estimator"].upper(), row["side"], estimate, interval,
+                              number(row["ess"], 0) if row["ess"] is not None else "–")
+            widgets.append(table)
+        await self.show(widgets)
+
+
+def benchmark_widgets(benchmark: dict[str, Any]) -> list:
+    """The benchmark part of a report: oracle value, decision changes and reward by family."""
+    if not benchmark:
+        return []
+    line = Text(f"{benchmark.get('suite', 'benchmark')}: {benchmark.get('task_count', '–')} tasks · the "
+                f"challenger changes {benchmark.get('decision_change_share', 0):.0%} of decisions")
+    if benchmark.get("oracle_value") is not None:
+        line.append(f" · best possible {number(benchmark['oracle_value'])}, expected baseline "
+                    f"{number(benchmark.get('baseline_expected_value'))}, challenger "
+                    f"{number(benchmark.get('challenger_expected_value'))}")
+    widgets: list = [section("Benchmark"), Static(line)]
+    baseline = benchmark.get("baseline_family_rewards") or {}
+    challenger = benchmark.get("challenger_family_rewards") or {}
+    if baseline and challenger:
+        table = DataTable(show_cursor=False, classes="detail-table")
+        table.add_columns("task family", "baseline", "challenger", "change")
+        for family, after in challenger.items():
+            before = baseline.get(family)
+            table.add_row(family, number(before), number(after),
+                          signed(after - before) if before is not None else "–")
+        widgets.append(table)
+    return widgets

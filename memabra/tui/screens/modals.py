@@ -1,0 +1,132 @@
+"""Modals: confirm a rollback, list the keys, change the promotion gates, show an unexpected error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Label, Static
+
+from memabra.models import PromotionPolicy
+from memabra.settings import Settings
+from memabra.storage.documents import describe_validation_error
+
+
+class RollbackScreen(ModalScreen[bool]):
+    """Asks before a rollback, naming the active version and the target; only `y`/Roll back confirms."""
+
+    BINDINGS = [Binding("escape,n", "dismiss(False)", "Keep"), Binding("y", "dismiss(True)", "Roll back")]
+
+    def __init__(self, active_id: str | None, target_id: str):
+        super().__init__()
+        self.active_id = active_id
+        self.target_id = target_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Static(Text("Roll back the router?", style="bold"))
+            yield Static(Text.assemble(("active now   ", "dim"), (self.active_id or "built-in heuristic", "bold"),
+                                       "\n", ("will become  ", "dim"), (self.target_id, "bold yellow")))
+            yield Static("Agents route with the target from their next task. The change is recorded in "
+                         "current.json's rollback history and can itself be rolled back.", classes="note")
+            with Horizontal(classes="buttons"):
+                yield Button("Roll back (y)", variant="warning", id="confirm")
+                yield Button("Keep (esc)", variant="primary", id="keep")
+
+    def on_mount(self) -> None:
+        self.query_one("#keep", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the console, with what it does."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def __init__(self, rows: list[tuple[str, str]]):
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help", classes="dialog"):
+            yield Static(Text("Keys", style="bold"))
+            table = DataTable(show_cursor=False, id="help-keys")
+            table.add_columns("key", "what it does")
+            for key, what in self.rows:
+                table.add_row(Text(key, style="bold"), what)
+            yield table
+            yield Static("esc closes", classes="note")
+
+
+POLICY_FIELDS: tuple[tuple[str, str], ...] = (
+    ("min_reward_delta", "reward must improve by at least"),
+    ("max_error_rate_increase", "error rate may rise by at most"),
+    ("max_latency_increase_ms", "latency may rise by at most (ms)"),
+    ("required_task_count", "benchmark must run at least (tasks)"),
+)
+
+
+class PolicyScreen(ModalScreen[dict[str, Any] | None]):
+    """Edit the promotion gates used by the next cycles started here (the store is not changed)."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, settings: Settings):
+        super().__init__()
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="policy", classes="dialog"):
+            yield Static(Text("Promotion gates for the next cycles", style="bold"))
+            with Grid(id="policy-fields"):
+                for name, label in POLICY_FIELDS:
+                    yield Label(label)
+                    yield Input(str(getattr(self.settings, name)), id=name,
+                                type="integer" if name == "required_task_count" else "number")
+            yield Static("", id="policy-error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Apply (enter)", variant="primary", id="apply")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.apply()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "apply":
+            self.apply()
+        else:
+            self.dismiss(None)
+
+    def apply(self) -> None:
+        values = {name: self.query_one(f"#{name}", Input).value.strip() for name, _ in POLICY_FIELDS}
+        try:
+            policy = PromotionPolicy(**values)
+        except ValidationError as exc:
+            self.query_one("#policy-error", Static).update(describe_validation_error(exc))
+            return
+        self.dismiss(policy.model_dump(include={name for name, _ in POLICY_FIELDS}))
+
+
+class ErrorScreen(ModalScreen[None]):
+    """An error the console did not expect, in one line, with how to go on."""
+
+    BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
+
+    def __init__(self, message: str):
+        super().__init__()
+        self.message = message
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="error", classes="dialog"):
+            yield Static(Text("Something went wrong", style="bold red"))
+            yield Static(Text(self.message))
+            yield Static("The store was not changed by this error. Press esc to go back; F5 reads the store "
+                         "again. For a traceback run the same action with `memabra --headless ... --debug`.",
+                         classes="note")
