@@ -55,7 +55,7 @@ class StagePanel(Vertical):
             with Horizontal(classes="stage-row"):
                 yield Label(stage, classes="stage-name")
                 yield ProgressBar(total=1, show_eta=False, id=f"bar-{stage}")
-        yield RichLog(id="cycle-log", max_lines=500, wrap=False, markup=False)
+        yield RichLog(id="cycle-log", max_lines=500, wrap=True, markup=False)
 
     def reset(self) -> None:
         for stage in STAGES:
@@ -100,6 +100,11 @@ class MemabraConsole(App[int]):
         self.last_result: dict[str, Any] | None = None
         self.cancel_event = threading.Event()
 
+    @property
+    def main_screen(self) -> Screen:
+        """The four-panel screen, wherever the operator is (a detail screen or modal may be on top)."""
+        return self.screen_stack[0]
+
     # -- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
@@ -119,23 +124,22 @@ class MemabraConsole(App[int]):
 
     def on_mount(self) -> None:
         self.sub_title = str(self.base_dir)
-        self.query_one("#status-panel").border_title = "Router status"
-        self.query_one("#versions-panel").border_title = "Version history"
-        self.query_one("#reports-panel").border_title = "Training reports"
-        self.query_one("#cycle-panel").border_title = "Live cycle"
-        versions = self.query_one("#versions", DataTable)
+        self.main_screen.query_one("#status-panel").border_title = "Router status"
+        self.main_screen.query_one("#versions-panel").border_title = "Version history"
+        self.main_screen.query_one("#reports-panel").border_title = "Training reports"
+        self.main_screen.query_one("#cycle-panel").border_title = "Live cycle"
+        versions = self.main_screen.query_one("#versions", DataTable)
         versions.add_column("  version", key="id")
         versions.add_column("created (UTC)", key="created")
         versions.add_column("reward", key="reward")
         versions.add_column("errors", key="errors")
         versions.add_column("latency", key="latency")
         versions.add_column("trained", key="trained")
-        reports = self.query_one("#reports", DataTable)
+        reports = self.main_screen.query_one("#reports", DataTable)
         reports.add_column("finished (UTC)", key="when")
         reports.add_column("outcome", key="outcome")
         reports.add_column("Δreward", key="delta")
         reports.add_column("first reason", key="reason")
-        self.query_one(StagePanel).show_outcome("idle: no cycle has run in this console yet")
         versions.focus()
         self.reload()
         self.set_interval(self.poll_seconds, self.poll_store)
@@ -156,29 +160,32 @@ class MemabraConsole(App[int]):
             self.reload()
 
     def on_store_loaded(self, message: StoreLoaded) -> None:
-        self.overview = message.overview
         self.fingerprint = message.fingerprint
+        previous, self.overview = self.overview, message.overview
         self.show_status(message.overview)
-        self.fill_versions(message.overview.versions)
-        self.fill_reports(message.overview.reports)
+        if previous is None or previous.versions != message.overview.versions:
+            self.fill_versions(message.overview.versions)
+        if previous is None or previous.reports != message.overview.reports:
+            self.fill_reports(message.overview.reports)
         if not self.cycle_running and self.last_result is None:
             latest = (message.overview.status or {}).get("latest_report")
-            if latest:
-                self.query_one(StagePanel).show_outcome(describe_outcome(latest, "last cycle"))
+            outcome = describe_outcome(latest, "last cycle") if latest else Text("no cycle has run yet")
+            outcome.append("\n\nd dry run · p cycle that may promote", style="dim")
+            self.main_screen.query_one(StagePanel).show_outcome(outcome)
 
     def show_status(self, overview: Overview) -> None:
-        self.query_one("#status", Static).update(status_text(overview, self.settings, self.base_dir))
+        self.main_screen.query_one("#status", Static).update(status_text(overview, self.settings, self.base_dir))
         trend = overview.reward_trend
-        sparkline = self.query_one("#trend", Sparkline)
+        sparkline = self.main_screen.query_one("#trend", Sparkline)
         sparkline.data = trend
         sparkline.set_class(len(trend) < 2, "-hidden")
-        label = self.query_one("#trend-label", Label)
+        label = self.main_screen.query_one("#trend-label", Label)
         label.set_class(len(trend) < 2, "-hidden")
         if len(trend) >= 2:
             label.update(f"reward by version: {trend[0]:.3f} → {trend[-1]:.3f}")
 
     def fill_versions(self, rows: list[VersionRow]) -> None:
-        table = self.query_one("#versions", DataTable)
+        table = self.main_screen.query_one("#versions", DataTable)
         highlighted = highlighted_id(table)
         table.clear()
         for row in rows:
@@ -188,18 +195,18 @@ class MemabraConsole(App[int]):
                 number(row.avg_reward), percent(row.error_rate), number(row.avg_latency_ms, 0, " ms"),
                 f"{row.training_trajectory_count:,}", key=row.version_id)
         restore_cursor(table, highlighted)
-        self.query_one("#versions-panel").border_subtitle = (
+        self.main_screen.query_one("#versions-panel").border_subtitle = (
             f"{len(rows):,} · ● active · enter opens" if rows else "none yet: press p to run a cycle")
 
     def fill_reports(self, rows: list[ReportRow]) -> None:
-        table = self.query_one("#reports", DataTable)
+        table = self.main_screen.query_one("#reports", DataTable)
         highlighted = highlighted_id(table)
         table.clear()
         for row in rows:
             table.add_row(short_time(row.finished_at), outcome_cell(row),
                           signed(row.reward_delta), row.first_reason or "all gates passed", key=row.report_id)
         restore_cursor(table, highlighted)
-        self.query_one("#reports-panel").border_subtitle = (
+        self.main_screen.query_one("#reports-panel").border_subtitle = (
             f"{len(rows):,} · enter opens" if rows else "none yet: press d for a dry run")
 
     @on(DataTable.RowSelected, "#versions")
@@ -225,7 +232,7 @@ class MemabraConsole(App[int]):
         self.cycle_running = True
         self.cycle_kind = "dry-run cycle" if dry_run else "cycle"
         self.cancel_event = threading.Event()
-        panel = self.query_one(StagePanel)
+        panel = self.main_screen.query_one(StagePanel)
         panel.reset()
         panel.remove_class("-idle")
         panel.show_outcome(Text(f"running: {self.cycle_kind} · c cancels", style="bold yellow"))
@@ -242,12 +249,12 @@ class MemabraConsole(App[int]):
 
     def on_cycle_progress(self, message: CycleProgress) -> None:
         event = message.event
-        self.query_one(StagePanel).show_event(event.stage, event.done, event.total, event.message)
+        self.main_screen.query_one(StagePanel).show_event(event.stage, event.done, event.total, event.message)
 
     def on_cycle_finished(self, message: CycleFinished) -> None:
         result = message.result
         self.last_result = result
-        panel = self.query_one(StagePanel)
+        panel = self.main_screen.query_one(StagePanel)
         panel.show_outcome(describe_outcome(result, "this cycle"))
         panel.log_line(describe_outcome(result, "result").plain)
         severity = "information" if result.get("status") in ("promoted", "dry_run") else "warning"
@@ -259,12 +266,17 @@ class MemabraConsole(App[int]):
             self.notify("no cycle is running", markup=False)
             return
         self.cancel_event.set()
-        self.query_one(StagePanel).log_line("cancelling at the next batch…")
+        self.main_screen.query_one(StagePanel).log_line("cancelling at the next batch…")
 
     # -- rollback ------------------------------------------------------------------------------
     def action_rollback(self) -> None:
-        table = self.query_one("#versions", DataTable)
-        target = highlighted_id(table)
+        if isinstance(self.screen, VersionScreen):
+            target = self.screen.document_id
+        elif self.screen is self.main_screen:
+            target = highlighted_id(self.main_screen.query_one("#versions", DataTable))
+        else:
+            self.notify("open a version (or go back to the version table) to roll back to it", markup=False)
+            return
         if target is None:
             self.notify("no version to roll back to yet: versions appear after a promoted cycle", markup=False)
             return
@@ -330,9 +342,9 @@ class MemabraConsole(App[int]):
         if event.worker.name == "cycle" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR,
                                                             WorkerState.CANCELLED):
             self.cycle_running = False
-            self.query_one(StagePanel).add_class("-idle")
+            self.main_screen.query_one(StagePanel).add_class("-idle")
             if event.state == WorkerState.ERROR:
-                self.query_one(StagePanel).show_outcome(Text(f"{self.cycle_kind} failed: see the message",
+                self.main_screen.query_one(StagePanel).show_outcome(Text(f"{self.cycle_kind} failed: see the message",
                                                              style="bold red"))
         if event.state == WorkerState.ERROR:
             self.show_error(event.worker.error)

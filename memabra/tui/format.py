@@ -87,7 +87,7 @@ def status_text(overview: Overview, settings: Settings, base_dir: Path) -> Text:
         line("reward", f"{number(summary.get('avg_reward'))} · errors {percent(summary.get('error_rate'))}"
                        f" · {number(summary.get('avg_latency_ms'), 0, ' ms')}")
     else:
-        line("active", "built-in heuristic (no version yet)", "bold")
+        line("active", "heuristic (no version yet)", "bold")
     total = status.get("training_trajectory_count", 0)
     unseen = status.get("unseen_trajectory_count", 0)
     invalid = status.get("invalid_trajectory_count", 0)
