@@ -26,7 +26,7 @@ def write_demo_history(base_dir: Path, training_sizes: Sequence[int], start: dat
     policy = policy or PromotionPolicy()
     versions = RouterVersionStore(base_dir)
     reports = ReportStore(base_dir)
-    trajectories = ArtifactIndex.scan(Path(base_dir), set()).training
+    trajectories = list(ArtifactIndex.scan(Path(base_dir), set()).iter_training())
     suite = DemoWorld(seed).benchmark_suite()
     evaluator = Evaluator()
     builder = DatasetBuilder()
