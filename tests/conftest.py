@@ -88,3 +88,17 @@ def cli():
         return CliResult(completed)
 
     return run
+
+
+def run_main(*args: str) -> tuple[int, str, str]:
+    """Run the CLI's main() in this process (fast); return its exit code, stdout and stderr."""
+    import contextlib
+    import io
+
+    from memabra.cli import main
+
+    stdout, stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main([str(arg) for arg in args])
+    stdout.flush()
+    return code, stdout.buffer.getvalue().decode(), stderr.getvalue()

@@ -2,7 +2,6 @@
 and (property-based) any trajectory document or any command line."""
 
 import contextlib
-import io
 import json
 import math
 import os
@@ -14,12 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import memabra.storage.atomic as atomic
-from memabra.cli import main
 from memabra.errors import BadInputError, StoreWriteError
 from memabra.models import MAX_TEXT_CHARS, Trajectory
 from memabra.status import store_status
 from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
 from memabra.check import check_store
+from tests.conftest import run_main
 from tests.test_crash import assert_store_intact, run_cli, small_store  # noqa: F401 - a fixture
 from tests.test_models import trajectory_doc
 
@@ -179,15 +178,11 @@ free_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_charac
                 | free_text.filter(lambda text: not text.startswith("-")), max_size=6))
 def test_no_command_line_makes_a_traceback_or_an_undocumented_exit_code(args):
     with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
-        stdout, stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(["--base-dir", "store", *args])
-        stdout.flush()
-        printed = stdout.buffer.getvalue().decode()
+        code, printed, stderr = run_main("--base-dir", "store", *args)
         assert code in DOCUMENTED_EXIT_CODES
-        assert "Traceback" not in stderr.getvalue()
+        assert "Traceback" not in stderr
         if code in (0, 4):
             json.loads(printed)
         else:
-            assert printed == "" and stderr.getvalue().splitlines()[-1].startswith("error: ")
-            assert code != 1 or "cannot write" in stderr.getvalue(), stderr.getvalue()
+            assert printed == "" and stderr.splitlines()[-1].startswith("error: ")
+            assert code != 1 or "cannot write" in stderr, stderr

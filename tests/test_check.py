@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import shutil
 
 import pytest
@@ -15,6 +16,7 @@ from memabra.storage.lock import StoreLock
 from memabra.storage.trajectories import TrajectoryStore
 from memabra.storage.versions import RouterVersionStore
 from memabra.workflow import run_online_learning_workflow
+from tests.conftest import run_main
 from tests.test_models import trajectory_doc
 
 
@@ -218,3 +220,33 @@ def test_trajectory_count_survives_repair(store):
     report.write_text("nope")
     check_store(store, repair=True)
     assert {t.trajectory_id for t in TrajectoryStore(store).load_all()[0]} == before
+
+
+def test_truncating_any_document_names_it_and_leaves_the_rest_usable(store):
+    rng = random.Random(11)
+    documents = sorted(path for path in store.rglob("*.json") if ".cache" not in path.parts)
+    assert len(documents) == 8
+    active_version = f"router-versions/versions/{current_id(store)}.json"
+    stopped = set()
+    for path in documents:
+        original = path.read_bytes()
+        path.write_bytes(original[:rng.randrange(len(original))])
+        relative = str(path.relative_to(store))
+        checked = run_main("--base-dir", store, "--check")
+        assert checked[0] == 4 and relative in [p["path"] for p in json.loads(checked[1])["problems"]]
+        for args in (["--status"], ["--list-versions"], ["--dry-run", "--min-new-trajectories", "0"]):
+            code, printed, stderr = run_main("--base-dir", store, *args)
+            assert "Traceback" not in stderr
+            if code == 0:
+                json.loads(printed)
+            else:
+                assert code == 1 and printed == "", (relative, args)
+                assert relative in stderr.splitlines()[-1] and "--check" in stderr.splitlines()[-1]
+                stopped.add((relative, args[0]))
+        path.write_bytes(original)
+    # Only what needs the file stops, with one line naming it; a cycle cannot compare against an unreadable baseline.
+    assert stopped == {
+        ("router-versions/current.json", "--status"), ("router-versions/current.json", "--list-versions"),
+        ("router-versions/current.json", "--dry-run"), (active_version, "--dry-run"),
+        ("seen-trajectories.json", "--status"), ("seen-trajectories.json", "--dry-run"),
+    }
