@@ -11,7 +11,7 @@ from memabra.storage.lock import StoreLock
 from memabra.storage.versions import ReportStore, RouterVersionStore
 from memabra.tui.app import MemabraConsole, StagePanel
 from memabra.tui.screens.details import ReportScreen, VersionScreen
-from memabra.tui.screens.modals import ErrorScreen, HelpScreen, PolicyScreen, RollbackScreen
+from memabra.tui.screens.modals import CheckScreen, ErrorScreen, HelpScreen, PolicyScreen, RollbackScreen
 from memabra.settings import Settings
 from tests.console_store import add_off_policy
 
@@ -237,7 +237,7 @@ async def test_f5_help_palette_commands_and_q(history_store):
         assert isinstance(app.screen, HelpScreen)
         keys = app.screen.query_one("#help-keys", DataTable)
         listed = [str(keys.get_row_at(i)[0]) for i in range(keys.row_count)]
-        assert listed[:8] == ["d", "p", "r", "c", "t", "F5", "?", "q"]
+        assert listed[:9] == ["d", "p", "r", "c", "t", "k", "F5", "?", "q"]
         await pilot.press("escape")
         titles = [command.title for command in app.get_system_commands(app.screen)]
         for title in ("Dry run (d)", "Cycle (p)", "Roll back (r)", "Cancel (c)", "Gates (t)", "Refresh (F5)"):
@@ -348,3 +348,25 @@ async def test_r_on_a_version_screen_rolls_back_to_that_version(history_store):
         await pilot.press("y")
         await settle(pilot)
         assert RouterVersionStore(history_store).current().version_id == "20260105-090000"
+
+
+async def test_k_checks_the_store_and_offers_a_repair(history_store):
+    app = make_app(history_store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("k")
+        await settle(pilot)
+        assert "the store is healthy" in notifications(app)[-1]
+        broken = history_store / "training-reports" / "20260105-110000.json"
+        broken.write_text("{ half a docu")
+        await pilot.press("k")
+        await settle(pilot)
+        assert isinstance(app.screen, CheckScreen)
+        problems = app.screen.query_one("#check-problems", DataTable)
+        assert problems.row_count == 1 and "20260105-110000.json" in str(problems.get_row_at(0)[0])
+        await pilot.press("R")
+        await settle(pilot)
+        assert isinstance(app.screen, CheckScreen) and app.screen.result["healthy"]
+        assert not broken.exists() and list((history_store / "quarantine").rglob("*.quarantined"))
+        await pilot.press("escape")
+        assert app.query_one("#reports", DataTable).row_count == 4

@@ -22,27 +22,29 @@ from memabra.inspect import Overview, ReportRow, VersionRow, load_overview, stor
 from memabra.settings import Settings, load_settings, resolve_base_dir
 from memabra.storage.versions import RouterVersionStore
 from memabra.tui.format import describe_gates, describe_outcome, number, percent, short_time, signed, status_text
-from memabra.tui.messages import CycleFinished, CycleProgress, RolledBack, StoreLoaded
+from memabra.check import check_store
+from memabra.tui.messages import CheckFinished, CycleFinished, CycleProgress, RolledBack, StoreLoaded
 from memabra.tui.screens.details import ReportScreen, VersionScreen
-from memabra.tui.screens.modals import ErrorScreen, HelpScreen, PolicyScreen, RollbackScreen
+from memabra.tui.screens.modals import CheckScreen, ErrorScreen, HelpScreen, PolicyScreen, RollbackScreen
 from memabra.workflow import STAGES, run_online_learning_workflow
 
 POLL_SECONDS = 1.0
 """How often the console looks (cheaply, by mtimes) whether another process changed the store."""
 
 KEYS: tuple[tuple[str, str, str, str], ...] = (
-    ("d", "dry_run", "Dry run", "train and evaluate a challenger and write its report; promote nothing"),
-    ("p", "cycle", "Cycle", "run a cycle that promotes the challenger if every gate passes"),
-    ("r", "rollback", "Roll back", "make the highlighted version active again (asks first)"),
-    ("c", "cancel_cycle", "Cancel", "stop the running cycle between batches; it writes nothing"),
+    ("d", "dry_run", "Dry run", "dry run: train, evaluate, write a report; promote nothing"),
+    ("p", "cycle", "Cycle", "cycle: promote the challenger if every gate passes"),
+    ("r", "rollback", "Roll back", "roll back to the highlighted version (asks first)"),
+    ("c", "cancel_cycle", "Cancel", "cancel the running cycle; it writes nothing"),
     ("t", "thresholds", "Gates", "change the promotion gates for the next cycles"),
-    ("f5", "refresh", "Refresh", "read the store again (it also refreshes by itself on change)"),
+    ("k", "check", "Check", "check every file of the store; offers a repair"),
+    ("f5", "refresh", "Refresh", "read the store again (it also follows changes)"),
     ("question_mark", "help", "Help", "this list of keys"),
-    ("q", "quit", "Quit", "leave the console (a running cycle is cancelled)"),
+    ("q", "quit", "Quit", "quit (a running cycle is cancelled)"),
 )
 """Every key of the main screen: key, action, footer label, what it does (footer, help screen, palette)."""
 
-ENTER_HELP = ("enter", "open the highlighted version or report")
+ENTER_HELP = ("enter", "open the highlighted version or report (esc: back)")
 TAB_HELP = ("tab", "move between the version and report tables")
 
 
@@ -120,7 +122,7 @@ class MemabraConsole(App[int]):
                     yield DataTable(id="versions", cursor_type="row", zebra_stripes=True)
                 with Vertical(id="reports-panel", classes="panel"):
                     yield DataTable(id="reports", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.sub_title = str(self.base_dir)
@@ -307,6 +309,32 @@ class MemabraConsole(App[int]):
         self.notify(f"rolled back: {current['version_id']} is active (was {current.get('rollback_from') or 'none'})",
                     markup=False)
         self.reload()
+
+    # -- store check -------------------------------------------------------------------------
+    def action_check(self) -> None:
+        self.notify("checking every file of the store…", markup=False)
+        self.run_check(repair=False)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="check", name="check")
+    def run_check(self, repair: bool) -> None:
+        """Check (or repair, under the lock) in a thread and post what was found."""
+        self.post_message(CheckFinished(check_store(self.base_dir, repair=repair)))
+
+    def on_check_finished(self, message: CheckFinished) -> None:
+        result = message.result
+        checked = result.get("checked", {})
+        if not result["problems"]:
+            self.notify(f"the store is healthy: {checked.get('files', 0):,} files, "
+                        f"{checked.get('trajectories', 0):,} trajectories checked", markup=False)
+            return
+
+        def answered(repair: bool | None) -> None:
+            if repair:
+                self.run_check(repair=True)
+
+        self.push_screen(CheckScreen(result), answered)
+        if result["repair"]:
+            self.reload()
 
     # -- other keys ----------------------------------------------------------------------------
     def action_refresh(self) -> None:

@@ -44,3 +44,11 @@ class RolledBack(Message):
     def __init__(self, current: dict[str, Any]):
         super().__init__()
         self.current = current
+
+
+class CheckFinished(Message):
+    """A store check (or repair) returned what it found."""
+
+    def __init__(self, result: dict[str, Any]):
+        super().__init__()
+        self.result = result

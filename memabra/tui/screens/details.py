@@ -186,6 +186,11 @@ class ReportScreen(DetailScreen):
                 table.add_row(row["estimator"].upper(), row["side"], estimate, interval,
                               number(row["ess"], 0) if row["ess"] is not None else "–")
             widgets.append(table)
+            warnings = list((report.get("off_policy") or {}).get("warnings") or [])
+            if (report.get("off_policy") or {}).get("propensities_suspect"):
+                warnings.insert(0, "the logged propensities look wrong; these estimates are not to be trusted")
+            if warnings:
+                widgets.append(Static(Text("\n".join(f"⚠ {warning}" for warning in warnings), style="yellow")))
         await self.show(widgets)
 
 

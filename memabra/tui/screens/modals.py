@@ -88,7 +88,7 @@ class PolicyScreen(ModalScreen[dict[str, Any] | None]):
             with Grid(id="policy-fields"):
                 for name, label in POLICY_FIELDS:
                     yield Label(label)
-                    yield Input(str(getattr(self.settings, name)), id=name,
+                    yield Input(str(getattr(self.settings, name)), id=name, compact=True,
                                 type="integer" if name == "required_task_count" else "number")
             yield Static("", id="policy-error", classes="error")
             with Horizontal(classes="buttons"):
@@ -130,3 +130,47 @@ class ErrorScreen(ModalScreen[None]):
             yield Static("The store was not changed by this error. Press esc to go back; F5 reads the store "
                          "again. For a traceback run the same action with `memabra --headless ... --debug`.",
                          classes="note")
+
+
+class CheckScreen(ModalScreen[bool]):
+    """What a store check found, one problem a row; `R` repairs what can be repaired without losing data."""
+
+    BINDINGS = [Binding("escape,q", "dismiss(False)", "Close"), Binding("R", "repair", "Repair")]
+
+    def __init__(self, result: dict[str, Any]):
+        super().__init__()
+        self.result = result
+
+    def compose(self) -> ComposeResult:
+        result = self.result
+        repaired = result["repaired_count"]
+        if result["repair"]:
+            title = Text(f"Repair: {repaired} of {result['problem_count']} problems fixed",
+                         style="bold green" if result["healthy"] else "bold yellow")
+        else:
+            title = Text(f"The check found {result['problem_count']} problem(s)", style="bold red")
+        with Vertical(id="check", classes="dialog"):
+            yield Static(title)
+            table = DataTable(show_cursor=False, id="check-problems")
+            table.add_columns("file", "problem", "fix")
+            for problem in result["problems"]:
+                fix = Text(problem["fix"], style="green") if problem["repaired"] else problem["fix"]
+                table.add_row(problem["path"], problem["problem"], fix)
+            yield table
+            can_repair = not result["repair"]
+            note = ("Repair (as `--check --repair`) moves unreadable files to quarantine/ (it never deletes a "
+                    "document), seals dead writers' journals and removes leftover temp files, under the store's "
+                    "lock." if can_repair else
+                    "Problems left need a person: the fix column says what to do.")
+            yield Static(note, classes="note")
+            with Horizontal(classes="buttons"):
+                if can_repair:
+                    yield Button("Repair (R)", variant="warning", id="repair")
+                yield Button("Close (esc)", variant="primary", id="close")
+
+    def action_repair(self) -> None:
+        if not self.result["repair"]:
+            self.dismiss(True)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "repair")
