@@ -370,3 +370,16 @@ async def test_k_checks_the_store_and_offers_a_repair(history_store):
         assert not broken.exists() and list((history_store / "quarantine").rglob("*.quarantined"))
         await pilot.press("escape")
         assert app.query_one("#reports", DataTable).row_count == 4
+
+
+async def test_a_rollback_target_deleted_meanwhile_is_a_notification(history_store):
+    app = make_app(history_store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "r")
+        (history_store / "router-versions" / "versions" / "20260105-100000.json").unlink()
+        await pilot.press("y")
+        await settle(pilot)
+        assert "20260105-100000 does not exist" in notifications(app)[-1]
+        assert RouterVersionStore(history_store).current().version_id == "20260105-120000"
+        assert not isinstance(app.screen, ErrorScreen)

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from memabra.errors import LockHeldError, MemabraError
+from memabra.errors import EXIT_BAD_INPUT, BadInputError, LockHeldError, MemabraError
 from memabra.inspect import Overview, ReportRow, VersionRow, load_overview, store_fingerprint
 from memabra.settings import Settings, load_settings, resolve_base_dir
 from memabra.storage.versions import RouterVersionStore
@@ -425,21 +425,23 @@ def help_rows() -> list[tuple[str, str]]:
 
 def run_console(argv: Sequence[str] | None = None) -> int:
     """Parse the console's flags and run it until the operator quits; return the exit code."""
-    parser = argparse.ArgumentParser(prog="memabra", description="memabra's operator console "
-                                     "(`memabra --headless [flags]` runs `python -m memabra.cli` instead).")
+    from memabra.cli import _Parser
+
+    parser = _Parser(prog="memabra", description="memabra's operator console "
+                     "(`memabra --headless [flags]` runs `python -m memabra.cli` instead).")
     parser.add_argument("--base-dir", metavar="PATH", help="the store's folder (default: $MEMABRA_BASE_DIR, "
                         "else ./artifacts)")
-    args = parser.parse_args(list(argv or []))
-    base_dir = resolve_base_dir(args.base_dir)
-    if base_dir.exists() and not base_dir.is_dir():
-        print(f"error: --base-dir {base_dir} is a file; give a folder (it is created when a cycle runs)",
-              file=sys.stderr)
-        return 2
     try:
+        args = parser.parse_args(list(argv or []))
+        base_dir = resolve_base_dir(args.base_dir)
+        if base_dir.exists() and not base_dir.is_dir():
+            raise BadInputError(f"--base-dir {base_dir} is a file; give a folder (it is created when a cycle runs)")
         settings = load_settings(base_dir=base_dir)
+    except BadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except ValueError as exc:
-        print(f"error: a MEMABRA_* environment variable is invalid: {' '.join(str(exc).split())}",
-              file=sys.stderr)
-        return 2
+        print(f"error: a MEMABRA_* environment variable is invalid: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     result = MemabraConsole(base_dir, settings).run()
     return result or 0
