@@ -57,7 +57,7 @@ class StagePanel(Vertical):
             with Horizontal(classes="stage-row"):
                 yield Label(stage, classes="stage-name")
                 yield ProgressBar(total=1, show_eta=False, id=f"bar-{stage}")
-        yield RichLog(id="cycle-log", max_lines=500, wrap=True, markup=False)
+        yield RichLog(id="cycle-log", max_lines=500, min_width=1, wrap=True, markup=False)
 
     def reset(self) -> None:
         for stage in STAGES:
