@@ -34,10 +34,10 @@ def main(path: str) -> dict:
     bench = [row for row in rows if "expected" in row]
     examples = [example(row, True) for row in logged]
     vw = vowpalwabbit.Workspace("--cb_explore_adf -q sa --quiet")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for lines in examples:
         vw.learn(lines)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     value = 0.0
     for row in bench:
         pmf = vw.predict(example(row, False))
@@ -45,6 +45,7 @@ def main(path: str) -> dict:
         value += row["expected"][best]
     vw.finish()
     return {"trajectories": len(logged), "seconds": seconds, "per_second": len(logged) / seconds,
+            "per_cpu_second": len(logged) / cpu_seconds,
             "policy_value": value / len(bench), "version": vowpalwabbit.__version__ if hasattr(vowpalwabbit, "__version__") else None}
 
 

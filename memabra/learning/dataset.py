@@ -227,13 +227,6 @@ class DatasetBuilder:
         self.featurizer = Featurizer(self.config)
         self.max_importance_weight = max_importance_weight
 
-    def importance_weight(self, trajectory: Trajectory) -> float:
-        """1/propensity of the logged pick, clipped; 1 when no propensity was recorded."""
-        propensity = trajectory.decision.propensity
-        if not propensity:
-            return 1.0
-        return min(1.0 / propensity, self.max_importance_weight)
-
     def stats(self, trajectories: list[Trajectory]) -> TrainingStats:
         """Sufficient statistics of the given trajectories."""
         chosen = [trajectory.chosen for trajectory in trajectories]
@@ -256,7 +249,7 @@ class DatasetBuilder:
             names=[candidate.get("name", "") for candidate in chosen],
             kinds=[candidate["kind"] for candidate in chosen],
             scores=[candidate.get("score", 0.0) for candidate in chosen],
-            hints=[hint_reward(candidate.get("payload")) for candidate in chosen],
+            hints=[hint_reward(payload) if (payload := candidate.get("payload")) else 0.0 for candidate in chosen],
             rewards=[document["outcome"]["reward"] for document in documents],
             propensities=[document["decision"].get("propensity") for document in documents],
         )
@@ -265,14 +258,15 @@ class DatasetBuilder:
         stats = TrainingStats.zeros(self.config)
         if not texts:
             return stats
-        clip = self.max_importance_weight
-        weights = [min(1.0 / propensity, clip) if propensity else 1.0 for propensity in propensities]
+        # Importance weight: 1/propensity of the logged pick, clipped; 1 when no propensity was recorded.
+        propensity = np.array([value or 0.0 for value in propensities], dtype=np.float64)
+        inverse = np.divide(1.0, propensity, out=np.ones_like(propensity), where=propensity > 0)
+        weight_of_row = np.where(propensity > 0, np.minimum(inverse, self.max_importance_weight), 1.0)
         kinds = [KIND_INDEX[kind] for kind in kinds]
         text_of_row, text_matrix = self.featurizer.distinct_task_rows(texts)
         candidate_rows = self.featurizer.candidate_rows(names, scores, hints)
         kind_of_row = np.array(kinds, dtype=np.int64)
         reward_of_row = np.array(rewards, dtype=np.float64)
-        weight_of_row = np.array(weights, dtype=np.float64)
         task_size = self.config.task_buckets
         with single_threaded_blas():
             for kind in range(len(CANDIDATE_KINDS)):
