@@ -25,6 +25,9 @@ from memabra.storage.seen import SeenTrajectoryStore
 from memabra.storage.trajectories import UNREADABLE_FILE, TrajectoryStore, TrajectoryWriter
 from memabra.storage.versions import ReportStore, RouterVersionStore
 
+MAX_HELD_OUT = 5_000
+"""Most trajectories a cycle holds out: intervals are already tight at this size, and estimating on more
+would make a first cycle over a large store cost far more than reading it."""
 STAGES = ("scan", "dataset", "train", "evaluate", "gate", "save")
 
 
@@ -143,7 +146,7 @@ class _Cycle:
 
     def hold_out(self, index: ArtifactIndex, stats: TrainingStats) -> list[Trajectory]:
         """Take the newest share of unseen trajectories out of the training statistics and return them."""
-        count = int(self.settings.holdout_share * len(index.unseen_ids))
+        count = min(int(self.settings.holdout_share * len(index.unseen_ids)), MAX_HELD_OUT)
         if count == 0:
             return []
         self.emit("dataset", 0, 1, f"holding out the newest {count} new trajectories")

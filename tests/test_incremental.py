@@ -192,3 +192,12 @@ def test_plain_documents_give_the_same_statistics_as_models(seeded_store):
         np.testing.assert_array_equal(plain.moment, expected.moment)
         assert (plain.count, plain.weight_sum, plain.reward_sum) == (expected.count, expected.weight_sum,
                                                                      expected.reward_sum)
+
+
+def test_a_cycle_holds_out_at_most_max_held_out_trajectories(seeded_store, monkeypatch):
+    from memabra import workflow
+
+    monkeypatch.setattr(workflow, "MAX_HELD_OUT", 50)
+    result = run_online_learning_workflow(base_dir=seeded_store, dry_run=True)
+    assert result["off_policy"]["held_out_count"] == 50, "20% of 2,000 new would be 400"
+    assert result["training_trajectory_count"] == 2000 - 50

@@ -15,6 +15,7 @@ import orjson
 
 from memabra.errors import StoreWriteError
 from memabra.learning.dataset import DatasetBuilder, TrainingStats
+from memabra.models import CANDIDATE_KINDS
 from memabra.storage.atomic import atomic_write_bytes
 from memabra.storage.layout import StoreLayout
 from memabra.storage.trajectories import InvalidTrajectory, TrajectoryBatch, TrajectoryFile
@@ -105,8 +106,8 @@ class SummaryCache:
                 stats = TrainingStats(arrays["gram"], arrays["moment"], arrays["kind_counts"],
                                       meta["reward_sum"], meta["weight_sum"], meta["count"])
                 benchmark = arrays["benchmark"]
-            zeros = TrainingStats.zeros(self.builder.config)
-            if (stats.gram.shape != zeros.gram.shape or stats.moment.shape != zeros.moment.shape
+            kinds, size = len(CANDIDATE_KINDS), self.builder.config.block_size
+            if (stats.gram.shape != (kinds, size, size) or stats.moment.shape != (kinds, size)
                     or len(benchmark) != len(meta["ids"])):
                 return None
             invalid = [InvalidTrajectory(**entry) for entry in meta["invalid"]]
