@@ -101,11 +101,7 @@ def test_an_id_stored_twice_counts_once(tmp_path):
 
 
 def test_invalid_documents_are_reported_from_the_cache_too(tmp_path):
-    good = Trajectory.model_validate(trajectory_doc()).model_dump(mode="json")
-    bad = dict(good, trajectory_id="bad", outcome={"reward": "high", "latency_ms": 1})
-    folder = tmp_path / "trajectories"
-    folder.mkdir()
-    (folder / "seg.json").write_text(json.dumps({"trajectories": {"1": good, "2": bad}}))
+    _segment(tmp_path, [_good_document(), _with("outcome.reward", "high")])
     for _ in range(2):
         index = ArtifactIndex.scan(tmp_path, set())
         assert index.training_count == 1
