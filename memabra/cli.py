@@ -344,7 +344,7 @@ def _ingest(path: Path, base_dir: Path) -> dict[str, Any]:
     with StderrProgress() as progress:
         result = ingest_trajectories(
             base_dir, path,
-            on_progress=lambda done, total: progress(ProgressEvent("ingest", done, total, "bytes imported")))
+            on_progress=lambda done, total: progress(ProgressEvent("ingest", done, total, f"{done:,} of {total:,} bytes read")))
     if result["invalid_count"]:
         first = result["invalid"][0]
         print(f"ingest: {result['invalid_count']} invalid lines were skipped (first: {first['file']} line "

@@ -94,7 +94,7 @@ class IngestResult:
             "duplicate_count": total("duplicate_count"),
             "invalid_count": invalid_count,
             "files": [vars(counts) for counts in self.files],
-            "invalid": self.invalid,
+            "invalid": sorted(self.invalid, key=lambda item: (item["file"], item["line"])),
             "invalid_truncated": invalid_count > len(self.invalid),
         }
 
