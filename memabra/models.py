@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal
@@ -27,9 +28,32 @@ _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
+_ID_BYTES_PER_DRAW = 16 * 256
+_id_bytes = b""
+_id_offset = 0
+_id_mutex = threading.Lock()
+
+
+def _forget_drawn_id_bytes() -> None:
+    global _id_bytes, _id_offset
+    _id_bytes, _id_offset = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_drawn_id_bytes)
+
+
 def new_trajectory_id() -> str:
-    """Return a fresh, globally unique trajectory id: a random UUID4 in hex (uuid.uuid4().hex, built directly)."""
-    value = int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
+    """Return a fresh, globally unique trajectory id: a random UUID4 in hex (uuid.uuid4().hex, built directly).
+
+    The OS's random bytes are drawn for 256 ids at a time (one system call each, not one per id); a forked child
+    drops what its parent drew, so the two never hand out the same id."""
+    global _id_bytes, _id_offset
+    with _id_mutex:
+        if _id_offset >= len(_id_bytes):
+            _id_bytes, _id_offset = os.urandom(_ID_BYTES_PER_DRAW), 0
+        start = _id_offset
+        _id_offset = start + 16
+    value = int.from_bytes(_id_bytes[start:start + 16], "big") & _UUID4_CLEAR | _UUID4_SET
     return f"{value:032x}"
 
 

@@ -1,6 +1,7 @@
 """Fast paths give exactly what the plain ones give: exploration picks, sealed segments, trajectory ids."""
 
 import json
+import os
 import random
 import uuid
 
@@ -47,3 +48,19 @@ def test_trajectory_ids_are_random_uuid4_hex():
     assert len(ids) == 1000
     assert all(uuid.UUID(hex=value).version == 4 and uuid.UUID(hex=value).hex == value for value in ids)
     assert Trajectory.model_validate(trajectory_doc()).trajectory_id != Trajectory.model_validate(trajectory_doc()).trajectory_id
+
+
+def test_a_forked_child_never_hands_out_its_parents_trajectory_ids():
+    new_trajectory_id()  # the parent has drawn random bytes for more ids than it used
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        os.write(writer, " ".join(new_trajectory_id() for _ in range(300)).encode())
+        os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as handle:
+        child_ids = set(handle.read().split())
+    os.waitpid(pid, 0)
+    parent_ids = {new_trajectory_id() for _ in range(300)}
+    assert len(child_ids) == 300 and not child_ids & parent_ids

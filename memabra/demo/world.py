@@ -10,6 +10,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from pydantic import TypeAdapter
+
 from memabra.evaluation.benchmark import BenchmarkSuite, BenchmarkTask
 from memabra.models import Candidate, CandidateKind, Outcome, Task
 
@@ -133,11 +135,12 @@ _OFFERS = {
     for family in FAMILIES
 }
 """Per family, what retrieval offers for each kind: (kind, candidate id, name, centre of its score)."""
+_CANDIDATE_LIST = TypeAdapter(list[Candidate])
 
 
 def _keyed_rng(*parts: object) -> random.Random:
     """A random stream fixed by its key, the same in every process."""
-    return random.Random(":".join(str(part) for part in parts))
+    return random.Random(":".join(map(str, parts)))
 
 
 class DemoWorld:
@@ -168,13 +171,11 @@ class DemoWorld:
         """The candidates retrieval offers for a task, with noisy (and in places misleading) scores."""
         family = self.family_of(task)
         rng = _keyed_rng(self.seed, "retrieval", task.task_id)
-        offered = []
-        for kind, candidate_id, name, centre in _OFFERS[family.name]:
-            score = centre + rng.uniform(-SCORE_NOISE, SCORE_NOISE)
-            offered.append(Candidate.model_validate(
-                {"candidate_id": candidate_id, "kind": kind, "name": name,
-                 "score": round(min(max(score, 0.0), 1.0), 4)}))
-        return offered
+        uniform = rng.uniform
+        return _CANDIDATE_LIST.validate_python([
+            {"candidate_id": candidate_id, "kind": kind, "name": name,
+             "score": round(min(max(centre + uniform(-SCORE_NOISE, SCORE_NOISE), 0.0), 1.0), 4)}
+            for kind, candidate_id, name, centre in _OFFERS[family.name]])
 
     # -- ground truth and execution ------------------------------------------------------------
     def quality(self, task: Task, candidate: Candidate) -> float:
