@@ -20,15 +20,14 @@ def console(history_store, monkeypatch):
 
 
 async def loaded(pilot) -> None:
-    """Wait until the workers are done, their messages handled, and the tables have measured their new rows."""
-    for _ in range(3):
+    """Wait until the store is shown (its load handled, not merely started) and every table has measured its rows."""
+    for _ in range(400):  # under load the first load and the tables' measuring take a few turns
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
-    await pilot.wait_for_scheduled_animations()
-    for _ in range(200):  # a table measures new rows when it is next idle; under load that takes a few turns
-        await pilot.pause()
-        if not any(table._require_update_dimensions for table in pilot.app.screen.query(DataTable)):
+        measuring = any(table._require_update_dimensions for table in pilot.app.screen.query(DataTable))
+        if pilot.app.overview is not None and not measuring:
             break
+    await pilot.wait_for_scheduled_animations()
     await pilot.pause()
 
 

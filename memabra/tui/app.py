@@ -44,6 +44,13 @@ KEYS: tuple[tuple[str, str, str, str], ...] = (
 )
 """Every key of the main screen: key, action, footer label, what it does (footer, help screen, palette)."""
 
+VERSION_COLUMNS = (("  version", "id", 17), ("created (UTC)", "created", 16), ("reward", "reward", 6),
+                   ("errors", "errors", 6), ("latency", "latency", 7), ("trained", "trained", 7))
+"""Version table columns: label, key, width (a version id with its marker, a UTC minute, numbers)."""
+REPORT_COLUMNS = (("finished (UTC)", "when", 16), ("outcome", "outcome", 12), ("Δreward", "delta", 7),
+                  ("first reason", "reason", 28))
+"""Report table columns: label, key, width (the reason is a short gate reason, see inspect.short_gate_reason)."""
+
 ENTER_HELP = ("enter", "open the highlighted version or report (esc: back)")
 TAB_HELP = ("tab", "move between the version and report tables")
 
@@ -130,18 +137,13 @@ class MemabraConsole(App[int]):
         self.main_screen.query_one("#versions-panel").border_title = "Version history"
         self.main_screen.query_one("#reports-panel").border_title = "Training reports"
         self.main_screen.query_one("#cycle-panel").border_title = "Live cycle"
+        # Fixed widths: a table that measures its rows after a first paint can keep stale, cropped lines.
         versions = self.main_screen.query_one("#versions", DataTable)
-        versions.add_column("  version", key="id")
-        versions.add_column("created (UTC)", key="created")
-        versions.add_column("reward", key="reward")
-        versions.add_column("errors", key="errors")
-        versions.add_column("latency", key="latency")
-        versions.add_column("trained", key="trained")
+        for label, key, width in VERSION_COLUMNS:
+            versions.add_column(label, key=key, width=width)
         reports = self.main_screen.query_one("#reports", DataTable)
-        reports.add_column("finished (UTC)", key="when")
-        reports.add_column("outcome", key="outcome")
-        reports.add_column("Δreward", key="delta")
-        reports.add_column("first reason", key="reason")
+        for label, key, width in REPORT_COLUMNS:
+            reports.add_column(label, key=key, width=width)
         versions.focus()
         self.reload()
         self.set_interval(self.poll_seconds, self.poll_store)
