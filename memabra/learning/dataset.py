@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,25 +63,34 @@ class ArtifactIndex:
         store = TrajectoryStore(base_dir)
         cache = SummaryCache(store.layout, builder)
         files = store.files()
+        cached = {item.key: cache.load(item) for item in files if item.sealed}
+        uncached = [item for item in files if item.sealed and cached[item.key] is None]
+        worker = _SegmentWorker.start(base_dir, builder, uncached)
         summaries = []
         known: set[str] = set()
         unseen: list[str] = []
         seen_segments = frozenset(seen_segments)
-        for done, item in enumerate(files, start=1):
-            with gc_paused():
-                summary = cache.load(item) if item.sealed else None
+        try:
+            for done, item in enumerate(files, start=1):
+                summary = cached.get(item.key)
+                if summary is None and not worker.claim(item) and worker.wait_for(item):
+                    summary = cache.load(item)
                 if summary is None:
-                    summary = _summarise(store, item, builder)
+                    with gc_paused():
+                        summary = _summarise(store, item, builder)
                     if item.sealed:
                         cache.save(item, summary)
-                if not known.isdisjoint(summary.ids):
-                    summary = _summarise(store, item, builder, skip_ids=known)
-                known.update(summary.ids)
-                summaries.append(summary)
-                if item.key not in seen_segments:
-                    unseen.extend(tid for tid in summary.training_ids if tid not in seen_ids)
-            if on_file:
-                on_file(done, len(files))
+                with gc_paused():
+                    if not known.isdisjoint(summary.ids):
+                        summary = _summarise(store, item, builder, skip_ids=known)
+                    known.update(summary.ids)
+                    summaries.append(summary)
+                    if item.key not in seen_segments:
+                        unseen.extend(tid for tid in summary.training_ids if tid not in seen_ids)
+                if on_file:
+                    on_file(done, len(files))
+        finally:
+            worker.stop()
         return cls(Path(base_dir), builder.config, summaries, unseen, seen_segments)
 
     @property
@@ -146,6 +161,76 @@ class ArtifactIndex:
             found.extend(trajectories)
         found.sort(key=lambda trajectory: trajectory.created_at)
         return found[len(found) - count:] if count > 0 else []
+
+
+PARALLEL_MIN_SEGMENTS = 6
+"""A scan summarises uncached segments in a second process too only when at least this many need it: the worker's
+start-up (a fresh interpreter importing memabra, about 0.3 s) must be repaid."""
+
+
+class _SegmentWorker:
+    """A second process (`python -m memabra.learning.segment_worker`) summarising and caching uncached segments from
+    the newest back while the scan works from the oldest forward; each side claims a segment before working on it.
+
+    A subprocess rather than multiprocessing: it never re-runs the caller's main module, and is safe to start from a
+    threaded program such as the console.
+    """
+
+    def __init__(self, process: subprocess.Popen | None = None, claims: Path | None = None, keys: list[str] = ()):
+        self.process = process
+        self.claims = claims
+        self.keys = list(keys)
+        self.finished: set[str] = set()
+
+    @classmethod
+    def start(cls, base_dir: Path, builder: "DatasetBuilder", uncached: list) -> "_SegmentWorker":
+        if len(uncached) < PARALLEL_MIN_SEGMENTS or (os.cpu_count() or 1) < 2:
+            return cls()
+        claims = Path(tempfile.mkdtemp(prefix="memabra-claims-"))
+        offered = list(reversed(uncached[len(uncached) // 3:]))
+        request = {"base_dir": str(base_dir), "claims": str(claims), "config": builder.config.to_dict(),
+                   "max_importance_weight": builder.max_importance_weight,
+                   "segments": [[item.key, str(item.path)] for item in offered]}
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        try:
+            process = subprocess.Popen([sys.executable, "-m", "memabra.learning.segment_worker", json.dumps(request)],
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                       env=env)
+        except OSError:
+            shutil.rmtree(claims, ignore_errors=True)
+            return cls()
+        return cls(process, claims, [item.key for item in offered])
+
+    def claim(self, item) -> bool:
+        """Whether the scan may summarise `item` itself (the worker has not claimed it)."""
+        return self.claims is None or claim_segment(self.claims, item.key)
+
+    def wait_for(self, item) -> bool:
+        """Wait until the worker has cached `item`; False if it stopped first."""
+        while item.key not in self.finished:
+            line = self.process.stdout.readline()
+            if not line:
+                return False
+            self.finished.add(line.decode().strip())
+        return True
+
+    def stop(self) -> None:
+        """Let the worker finish the segment it is on and nothing more, then clean up."""
+        if self.process is not None:
+            for key in self.keys:
+                claim_segment(self.claims, key)
+            self.process.communicate()  # reads what it still prints, so it never blocks on a full pipe
+            shutil.rmtree(self.claims, ignore_errors=True)
+
+
+def claim_segment(claims: Path, key: str) -> bool:
+    """Claim a segment for one of the two processes of a scan: True for the first to ask, False after."""
+    try:
+        os.close(os.open(claims / key, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    return True
 
 
 def _summarise(store: TrajectoryStore, item, builder: "DatasetBuilder", skip_ids: set[str] | None = None):
