@@ -12,7 +12,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import orjson
 from pydantic import ValidationError
@@ -28,7 +28,7 @@ from memabra.errors import (
 )
 from memabra.settings import Settings, load_settings
 from memabra.storage.documents import describe_validation_error
-from memabra.workflow import STAGES, ProgressEvent, run_online_learning_workflow
+from memabra.workflow import ProgressEvent, run_online_learning_workflow
 
 __all__ = ["main", "run_online_learning_workflow", "build_parser"]
 

@@ -2,14 +2,13 @@
 
 import threading
 
-import pytest
 from textual.widgets import DataTable, Input, Static
 
 import memabra.tui.app as console_app
 from memabra.demo import FAMILIES
 from memabra.storage.lock import StoreLock
 from memabra.storage.versions import ReportStore, RouterVersionStore
-from memabra.tui.app import MemabraConsole, StagePanel
+from memabra.tui.app import MemabraConsole
 from memabra.tui.screens.details import ReportScreen, VersionScreen
 from memabra.tui.screens.modals import CheckScreen, ErrorScreen, HelpScreen, PolicyScreen, RollbackScreen
 from memabra.settings import Settings

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from memabra.models import CANDIDATE_KINDS, Candidate, Task
+from memabra.models import CANDIDATE_KINDS, Candidate
 
 KIND_INDEX = {kind: index for index, kind in enumerate(CANDIDATE_KINDS)}
 """Kind name to weight block; a CandidateKind member finds its block too (a str enum hashes as its value)."""
