@@ -19,17 +19,17 @@ from pathlib import Path
 import orjson
 
 from memabra import load_active_router
-from memabra.cli import run_online_learning_workflow
+from memabra import run_online_learning_workflow
 from memabra.demo.world import DemoWorld
 from memabra.evaluation import Evaluator
 from memabra.ingest import ingest_trajectories
 from memabra.learning.exploration import ExplorationPolicy
 from memabra.learning.routers import HeuristicRouter
-from memabra.runtime.runner import MemabraApp
+from memabra.runtime.runner import AgentRunner
 
 
 def write_log(path: Path, lines: int, world: DemoWorld) -> None:
-    app = MemabraApp(path.parent / "unused", world, world, seed=1)
+    app = AgentRunner(path.parent / "unused", world, world, seed=1)
     rng = random.Random(5)
     with path.open("wb") as handle:
         for _ in range(lines):

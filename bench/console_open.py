@@ -12,19 +12,15 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from memabra.demo.generate import generate_demo_trajectories
-from memabra.demo.history import write_demo_history
-from memabra.demo.world import DemoWorld
-from memabra.inspect import load_overview
-from memabra.learning.routers import HeuristicRouter
+from memabra.demo.history import HistoryStep, write_demo_history
+from memabra.overview import load_overview
 from memabra.storage.versions import ReportStore, RouterVersionStore
 
 
 def build_large_store(base_dir: Path, versions: int, reports: int) -> None:
     """Replay a short real history, then copy its versions and reports under fresh ids until the counts are met."""
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    generate_demo_trajectories(base_dir, 2000, HeuristicRouter(), world=DemoWorld(7), seed=11)
-    write_demo_history(base_dir, (150, 400, 1000), start)
+    write_demo_history(base_dir, (HistoryStep(150), HistoryStep(400), HistoryStep(1000)), start)
     version_store, report_store = RouterVersionStore(base_dir), ReportStore(base_dir)
     templates = version_store.versions.list()
     report_templates = report_store.list()

@@ -41,7 +41,7 @@ def floor(base_dir: str, collect: str = "gc") -> dict:
 def cycle(base_dir: str, min_new: str = "0") -> dict:
     """One full cycle through the Python API, timed by stage (featurising is timed wherever it happens)."""
     from memabra.learning import dataset
-    from memabra.workflow import run_online_learning_workflow
+    from memabra.api import run_online_learning_workflow
 
     imported = time.perf_counter()
     featurise = [0.0]
@@ -86,14 +86,14 @@ def append(base_dir: str, count: str = "2000") -> dict:
     """Append trajectories one by one to a store, as an agent does; time each append."""
     from memabra.demo.world import DemoWorld
     from memabra.models import Trajectory
-    from memabra.runtime.runner import MemabraApp
+    from memabra.runtime.runner import AgentRunner
     from memabra.storage.trajectories import TrajectoryWriter
 
     world = DemoWorld(7)
     import random
 
     rng = random.Random(5)
-    app = MemabraApp(base_dir, retriever=world, executor=world, seed=3, writer=TrajectoryWriter("/nonexistent"))
+    app = AgentRunner(base_dir, retriever=world, executor=world, seed=3, writer=TrajectoryWriter("/nonexistent"))
     documents = [app.run_task(world.sample_task(rng), save=False).model_dump(mode="json") for _ in range(int(count))]
     models = [Trajectory.model_validate(document) for document in documents]
     timings: dict[str, list[float]] = {"dict": [], "model": []}
@@ -122,6 +122,7 @@ def route(base_dir: str, count: str = "5000") -> dict:
     from memabra.demo.world import DemoWorld
     from memabra.models import Candidate, CandidateKind
     from memabra.serving import load_active_router
+    from memabra.learning.versions import active_router
     from memabra.storage.versions import RouterVersionStore
 
     world = DemoWorld(7)
@@ -133,7 +134,7 @@ def route(base_dir: str, count: str = "5000") -> dict:
             candidate_id=f"episodic:{index}", kind=CandidateKind.episodic, name="replay tool", score=0.7,
             payload={"hint_kind": "tool", "hint_reward": 0.8})]
         tasks.append((task, candidates))
-    router = RouterVersionStore(base_dir).active_router()
+    router = active_router(RouterVersionStore(base_dir))
     served = load_active_router(base_dir, seed=1)
     timings: dict[str, list[float]] = {"router": [], "served": []}
     for name, target in (("router", router), ("served", served)):
@@ -151,6 +152,7 @@ def train(base_dir: str, export: str = "") -> dict:
     from memabra.demo.world import DemoWorld
     from memabra.evaluation import Evaluator
     from memabra.learning.dataset import DatasetBuilder
+    from memabra.learning.train import train_router
     from memabra.learning.features import hint_value
     from memabra.storage.trajectories import TrajectoryStore
 
@@ -162,7 +164,7 @@ def train(base_dir: str, export: str = "") -> dict:
     runs, cpu_runs = [], []
     for _ in range(5):
         start, cpu_start = time.perf_counter(), time.process_time()
-        router = builder.train(builder.stats_of_documents(documents))
+        router = train_router(builder.stats_of_documents(documents))
         runs.append(time.perf_counter() - start)
         cpu_runs.append(time.process_time() - cpu_start)
     seconds, cpu_seconds = statistics.median(runs), statistics.median(cpu_runs)

@@ -10,9 +10,7 @@ version is left to roll back to (then it is quarantined and the built-in heurist
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from memabra.errors import BadInputError, CorruptDocumentError
 from memabra.learning.routers import router_from_dict
@@ -20,10 +18,10 @@ from memabra.models import VERSION_ID_PATTERN, CurrentRouter, RouterVersion, Tra
 from memabra.runtime.case_index import CASES_TABLE, CaseIndex
 from memabra.storage.atomic import atomic_write_bytes, dump_json, process_alive, read_json, temp_file_writer
 from memabra.storage.documents import DocumentFile
-from memabra.storage.layout import StoreLayout
-from memabra.storage.lock import StoreLock
+from memabra.results import CheckResult, Problem
 from memabra.storage.quarantine import quarantine_file
 from memabra.storage.seen import SeenTrajectories
+from memabra.storage.store import Store
 from memabra.storage.trajectories import (SEGMENT_TABLE, UNREADABLE_FILE, TrajectoryFile, TrajectoryStore,
                                           validate_trajectories)
 
@@ -31,22 +29,12 @@ SKIPPED_FOLDERS = ("quarantine", ".cache")
 """Top-level folders the check leaves alone: set-aside files, and derived data rebuilt whenever it is unreadable."""
 
 
-@dataclass
-class Problem:
-    """One thing wrong with the store: where, what, how to fix it, and whether repair did."""
-
-    path: str
-    problem: str
-    fix: str
-    repaired: bool = False
-
-
 class _StoreCheck:
-    def __init__(self, base_dir: Path, repair: bool):
-        self.base_dir = base_dir
-        self.layout = StoreLayout(base_dir)
+    def __init__(self, store: Store, repair: bool):
+        self.base_dir = store.base_dir
+        self.layout = store.layout
         self.repair = repair
-        self.trajectories = TrajectoryStore(base_dir)
+        self.trajectories = store.trajectories
         self.problems: list[Problem] = []
         self.checked = {"files": 0, "trajectory_files": 0, "trajectories": 0, "invalid_trajectories": 0,
                         "versions": 0, "reports": 0, "seen_ids": 0, "seen_segments": 0}
@@ -58,12 +46,12 @@ class _StoreCheck:
         return str(Path(path).relative_to(self.base_dir))
 
     def report(self, path: Path, problem: str, fix: str, repaired: bool = False) -> None:
-        self.problems.append(Problem(self.relative(path), problem, fix, repaired))
+        self.problems.append(Problem(path=self.relative(path), problem=problem, fix=fix, repaired=repaired))
 
     def set_aside(self, path: Path, problem: str, consequence: str) -> None:
         """Report an unreadable file; repair moves it to quarantine."""
         if self.repair:
-            target = quarantine_file(self.base_dir, path)
+            target = quarantine_file(self.layout, path)
             self.report(path, problem, f"moved it to {self.relative(target)}; {consequence}", repaired=True)
         else:
             self.report(path, problem, f"run --check --repair to move it to quarantine/; {consequence}")
@@ -192,7 +180,7 @@ class _StoreCheck:
             kept = dict(table)
             for entry in invalid:
                 kept.pop(positions[entry.position])
-            copy = quarantine_file(self.base_dir, path, keep_original=True)
+            copy = quarantine_file(self.layout, path, keep_original=True)
             atomic_write_bytes(path, dump_json({SEGMENT_TABLE: kept}))
             self.report(path, problem, f"kept the {len(valid)} valid documents; the whole original is in "
                                        f"{self.relative(copy)}", repaired=True)
@@ -279,7 +267,7 @@ class _StoreCheck:
         problem = (f"{len(dangling_ids)} seen ids and {len(dangling_segments)} seen segments refer to no stored "
                    f"trajectory (first: {(dangling_ids or dangling_segments)[0]})")
         if self.repair:
-            copy = quarantine_file(self.base_dir, path, keep_original=True)
+            copy = quarantine_file(self.layout, path, keep_original=True)
             kept_ids = set(seen.trajectory_ids).difference(dangling_ids)
             kept_segments = set(seen.segments).difference(dangling_segments)
             DocumentFile(path, SeenTrajectories).write(seen.model_copy(update={
@@ -309,26 +297,26 @@ class _StoreCheck:
         except CorruptDocumentError as exc:
             self.set_aside(path, f"not a whole JSON document ({exc.detail})", "memabra reads it only if a flag names it")
 
-    def result(self) -> dict[str, Any]:
-        return {
-            "base_dir": str(self.base_dir),
-            "healthy": all(problem.repaired for problem in self.problems),
-            "repair": self.repair,
-            "problem_count": len(self.problems),
-            "repaired_count": sum(problem.repaired for problem in self.problems),
-            "problems": [asdict(problem) for problem in self.problems],
-            "checked": self.checked,
-        }
+    def result(self) -> CheckResult:
+        return CheckResult(
+            base_dir=str(self.base_dir),
+            healthy=all(problem.repaired for problem in self.problems),
+            repair=self.repair,
+            problem_count=len(self.problems),
+            repaired_count=sum(problem.repaired for problem in self.problems),
+            problems=self.problems,
+            checked=self.checked,
+        )
 
 
-def check_store(base_dir: Path, repair: bool = False) -> dict[str, Any]:
+def check_store(store: Store | Path, repair: bool = False) -> CheckResult:
     """Verify every file of the store (repair: under the lock, fix what loses no data) and return what was found."""
-    base_dir = Path(base_dir)
-    if not base_dir.is_dir():
-        raise BadInputError(f"--base-dir {base_dir} is not a folder holding a store; check the path")
-    check = _StoreCheck(base_dir, repair)
+    store = Store.of(store)
+    if not store.base_dir.is_dir():
+        raise BadInputError(f"--base-dir {store.base_dir} is not a folder holding a store; check the path")
+    check = _StoreCheck(store, repair)
     if repair:
-        with StoreLock(base_dir, "repair"):
+        with store.lock("repair"):
             check.run()
     else:
         check.run()

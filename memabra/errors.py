@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Callable
+
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
@@ -50,3 +53,20 @@ class StoreWriteError(MemabraError):
 
 class CycleCancelled(MemabraError):
     """A running cycle was cancelled between batches; it wrote nothing."""
+
+
+class SettingError(BadInputError):
+    """A setting has a value it cannot take. The message names settings as `{setting:NAME}`, so each front end
+    words them its own way (`--holdout-share` for the CLI; the console and memabra.toml say `holdout_share`)."""
+
+    def __init__(self, setting: str, template: str):
+        self.setting = setting
+        self.template = template
+        super().__init__(self.worded())
+
+    def worded(self, label: Callable[[str], str] = str) -> str:
+        """The message with each named setting called `label(name)`."""
+        return _SETTING_REFERENCE.sub(lambda match: label(match.group(1)), self.template)
+
+
+_SETTING_REFERENCE = re.compile(r"\{setting:(\w+)\}")

@@ -193,70 +193,84 @@ class UncertaintyEvidence(Document):
     """Why there is no doubly-robust interval, when there is none."""
 
 
-class PromotionPolicy(Document):
-    """The gates a challenger must pass to be promoted: four always, two that know their uncertainty on request."""
+class OffPolicyEstimate(Document):
+    """One estimator's value with its interval and effective sample size."""
+
+    estimate: float
+    low: float
+    high: float
+    ess: float
+
+
+class EstimatorComparison(Document):
+    """One estimator's values of both routers and of their paired difference."""
+
+    baseline: OffPolicyEstimate
+    challenger: OffPolicyEstimate
+    delta: OffPolicyEstimate
+
+
+class LoggingCheck(Document):
+    """Whether the logged propensities add up: the mean weight of a uniform pick should be about 1."""
+
+    mean_uniform_weight: float
+    standard_error: float
+
+
+class OffPolicySection(Document):
+    """Both routers' estimated values on held-out logged traffic, with what limits those estimates."""
+
+    held_out_count: int
+    excluded_count: int
+    used_count: int
+    level: float
+    resamples: int
+    max_importance_weight: float
+    reward_model: str | None
+    """What predicted rewards for DM and DR (null: no model, so no DM or DR)."""
+    estimators: dict[str, EstimatorComparison] = Field(default_factory=dict)
+    mean_importance_weight: dict[str, float] = Field(default_factory=dict)
+    clipped_count: dict[str, int] = Field(default_factory=dict)
+    logging_check: LoggingCheck | None = None
+    propensities_suspect: bool = False
+    warnings: list[str] = Field(default_factory=list)
+
+
+class BenchmarkSection(Document):
+    """What the benchmark ran and how the two routers' choices differ."""
+
+    suite: str
+    task_count: int
+    baseline_router: str
+    oracle_value: float | None = None
+    baseline_expected_value: float | None = None
+    challenger_expected_value: float | None = None
+    decision_change_share: float = 0.0
+    baseline_family_rewards: dict[str, float] = Field(default_factory=dict)
+    challenger_family_rewards: dict[str, float] = Field(default_factory=dict)
+    reward_delta_interval: DeltaInterval | None = None
+
+
+class GatePolicy(Document):
+    """The promotion gates' thresholds, declared once: settings, flags, the console and reports all read these fields."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     min_reward_delta: float = 0.0
+    """The challenger's average reward must beat the baseline's by at least this."""
     max_error_rate_increase: float = 0.05
+    """The challenger's error rate may exceed the baseline's by at most this."""
     max_latency_increase_ms: float = 1000.0
+    """The challenger's average latency may exceed the baseline's by at most this many milliseconds."""
     required_task_count: int = Field(20, ge=0)
+    """The evaluation must have run at least this many tasks."""
     reward_delta_bound: RewardDeltaSource = "off"
-    """When not off, the low end of the reward delta's interval (from a paired bootstrap over the benchmark
-    tasks, or from the doubly-robust estimate on held-out traffic) must also reach min_reward_delta."""
+    """When not off, the low end of the reward delta's interval (a paired bootstrap over the benchmark tasks, or
+    the doubly-robust estimate on held-out traffic) must also reach min_reward_delta."""
     min_effective_sample_size: float = Field(0.0, ge=0.0)
     """When above 0, held-out traffic must support the challenger's estimate with this many effective samples."""
     confidence_level: float = Field(0.95, gt=0.0, lt=1.0)
     """Level of every interval a cycle reports and the reward_delta_bound gate reads."""
-
-    def evaluate(self, baseline: BenchmarkMetrics, challenger: BenchmarkMetrics,
-                 evidence: UncertaintyEvidence | None = None) -> "PromotionDecision":
-        """Check every gate; the decision names each failing one with its value and threshold."""
-        evidence = evidence or UncertaintyEvidence()
-        gates = [
-            GateResult.check("reward_delta", challenger.avg_reward - baseline.avg_reward, ">=", self.min_reward_delta,
-                             "min_reward_delta"),
-            GateResult.check("error_rate_delta", challenger.error_rate - baseline.error_rate, "<=",
-                             self.max_error_rate_increase, "max_error_rate_increase"),
-            GateResult.check("latency_delta_ms", challenger.avg_latency_ms - baseline.avg_latency_ms, "<=",
-                             self.max_latency_increase_ms, "max_latency_increase_ms"),
-            GateResult.check("task_count", challenger.task_count, ">=", self.required_task_count,
-                             "required_task_count"),
-        ]
-        if self.reward_delta_bound != "off":
-            gates.append(self._reward_delta_bound_gate(evidence))
-        if self.min_effective_sample_size > 0:
-            gate = GateResult.check("effective_sample_size", evidence.effective_sample_size, ">=",
-                                    self.min_effective_sample_size, "min_effective_sample_size")
-            if not gate.passed:
-                gate.explanation = (
-                    f"too little held-out traffic supports the challenger's estimate: "
-                    f"{evidence.effective_sample_size:.1f} effective samples, min_effective_sample_size is "
-                    f"{self.min_effective_sample_size:g} (log more exploring traffic, raise --holdout-share, or "
-                    f"lower --min-effective-sample-size)")
-            gates.append(gate)
-        return PromotionDecision(
-            accepted=all(gate.passed for gate in gates),
-            gates=gates,
-            reasons=[gate.reason for gate in gates if not gate.passed],
-        )
-
-
-    def _reward_delta_bound_gate(self, evidence: UncertaintyEvidence) -> "GateResult":
-        interval = evidence.benchmark_delta if self.reward_delta_bound == "benchmark" else evidence.doubly_robust_delta
-        if interval is None:
-            missing = ("no benchmark interval" if self.reward_delta_bound == "benchmark"
-                       else evidence.unavailable_reason)
-            return GateResult(gate="reward_delta_lower_bound", value=0.0, comparison=">=",
-                              threshold=self.min_reward_delta, threshold_name="min_reward_delta", passed=False,
-                              explanation=f"the challenger's reward gain could not be bounded: {missing}")
-        gate = GateResult.check("reward_delta_lower_bound", interval.low, ">=", self.min_reward_delta,
-                                "min_reward_delta")
-        if not gate.passed:
-            gate.explanation = (
-                f"the challenger's reward gain is not clearly above min_reward_delta {self.min_reward_delta:g}: "
-                f"it is {interval.estimate:+.4f}, but its {interval.level:.0%} interval ({interval.source}) reaches "
-                f"down to {interval.low:+.4f}")
-        return gate
 
 
 class GateResult(Document):
@@ -369,10 +383,15 @@ class TrainingReport(Document):
     reward_delta: float
     error_rate_delta: float
     latency_delta_ms: float
-    policy: PromotionPolicy
+    policy: GatePolicy
     gates: list[GateResult]
     reasons: list[str]
-    benchmark: dict[str, Any] = Field(default_factory=dict)
+    benchmark: BenchmarkSection | None = None
     """What the benchmark ran: suite name, oracle value, per-family rewards, decision changes."""
-    off_policy: dict[str, Any] | None = None
+    off_policy: OffPolicySection | None = None
     """Both routers' estimated values on held-out logged traffic (see memabra.evaluation.counterfactual)."""
+
+    @field_validator("benchmark", mode="before")
+    @classmethod
+    def _no_benchmark(cls, value: Any) -> Any:
+        return value or None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 from pathlib import Path
@@ -13,13 +12,14 @@ from pydantic import BaseModel, ValidationError
 
 from memabra.errors import BadInputError, MemabraError
 from memabra.learning.exploration import ExplorationPolicy
-from memabra.learning.routers import HeuristicRouter, ScoringRouter
+from memabra.learning.routers import HeuristicRouter
+from memabra.learning.versions import active_router
 from memabra.models import Candidate, Decision, Task, Trajectory
+from memabra.runtime.routing import ExploringRouter
 from memabra.settings import Settings, load_settings, resolve_base_dir
 from memabra.storage.documents import describe_validation_error
-from memabra.storage.layout import StoreLayout
+from memabra.storage.store import Store
 from memabra.storage.trajectories import shared_writer
-from memabra.storage.versions import RouterVersionStore
 
 CURRENT_CHECK_INTERVAL_S = 0.2
 """Seconds between two looks (one stat) at current.json; a promotion or rollback is served within this."""
@@ -49,27 +49,31 @@ class ActiveRouter:
     """The store's active router for a running agent: routes under an exploration policy and reloads itself
     when current.json changes (checked at most every `check_interval` seconds, one stat per check)."""
 
-    def __init__(self, base_dir: Path | str, exploration: ExplorationPolicy | None = None, seed: int | None = None,
-                 check_interval: float = CURRENT_CHECK_INTERVAL_S):
-        self.base_dir = Path(base_dir)
-        self.exploration = exploration or ExplorationPolicy.from_settings(load_settings())
+    def __init__(self, base_dir: Store | Path | str, exploration: ExplorationPolicy | None = None,
+                 seed: int | None = None, check_interval: float = CURRENT_CHECK_INTERVAL_S):
+        store = Store.of(base_dir)
+        self.base_dir = store.base_dir
         self.check_interval = check_interval
         self.last_error: str | None = None
         """Why the newest current.json could not be loaded (the previous router keeps serving), else None."""
-        self._versions = RouterVersionStore(self.base_dir)
-        self._current_path = StoreLayout(self.base_dir).current_path
-        self._router: ScoringRouter = HeuristicRouter()
+        self._versions = store.versions
+        self._current_path = store.layout.current_path
+        self._routing = ExploringRouter(HeuristicRouter(),
+                                        exploration or ExplorationPolicy.from_settings(load_settings()), seed)
+        self._mutex = self._routing.mutex
         self._signature: tuple[int, int, int] | None = None
         self._checked_at = float("-inf")
-        self._rng = random.Random(seed)
-        self._mutex = threading.Lock()
         self.refresh()
+
+    @property
+    def exploration(self) -> ExplorationPolicy:
+        return self._routing.exploration
 
     @property
     def version_id(self) -> str | None:
         """The version being served, or None while the built-in heuristic is."""
         self._maybe_refresh()
-        return self._router.version_id
+        return self._routing.router.version_id
 
     def refresh(self) -> bool:
         """Look at current.json now and load the version it names if it changed; return whether it changed."""
@@ -90,11 +94,12 @@ class ActiveRouter:
         if signature == self._signature:
             return False
         try:
-            router = self._versions.active_router()
+            router = active_router(self._versions)
         except (MemabraError, ValueError, KeyError, TypeError) as exc:  # a version this code cannot load
             self.last_error = str(exc)
             return False  # keep serving the previous router; the next check tries again
-        self._router, self._signature, self.last_error = router, signature, None
+        self._routing.swap_locked(router)
+        self._signature, self.last_error = signature, None
         return True
 
     def route(self, task: Task | dict, candidates: list[Candidate | dict]) -> Decision:
@@ -105,10 +110,7 @@ class ActiveRouter:
         if not candidates:
             raise BadInputError("route() needs at least one candidate")
         self._maybe_refresh()
-        with self._mutex:
-            router = self._router
-            scores = router.scores(task, candidates)
-            return self.exploration.decide(candidates, scores, self._rng, router.version_id)
+        return self._routing.decide(task, candidates)
 
 
 def load_active_router(base_dir: str | os.PathLike | None = None, exploration: ExplorationPolicy | None = None,

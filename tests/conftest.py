@@ -41,18 +41,17 @@ def seeded_store(_seeded_store_template, tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def _history_store_template(_seeded_store_template, tmp_path_factory) -> Path:
+def _history_store_template(tmp_path_factory) -> Path:
     from tests.console_store import build_history
 
     base = tmp_path_factory.mktemp("history") / "store"
-    shutil.copytree(_seeded_store_template, base)
     build_history(base)
     return base
 
 
 @pytest.fixture
 def history_store(_history_store_template, tmp_path) -> Path:
-    """The seeded store plus a fixed history of five cycles (three versions, five reports), no wall clock."""
+    """A store grown by a fixed history of five real cycles (three versions, five reports) on a fixed clock."""
     target = tmp_path / "store"
     shutil.copytree(_history_store_template, target)
     return target

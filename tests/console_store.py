@@ -7,12 +7,12 @@ from pathlib import Path
 
 import orjson
 
-from memabra.demo.history import write_demo_history
+from memabra.demo.history import HistoryStep, write_demo_history
 
 HISTORY_START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
-TRAINING_SIZES = (150, 400, 300, 1000, 2000)
-"""Five replayed cycles: promoted, promoted, dry run (would fail), promoted, rejected."""
-DRY_RUN_SIZES = (300,)
+HISTORY = (HistoryStep(150), HistoryStep(250), HistoryStep(100, "dry_run"), HistoryStep(500),
+           HistoryStep(1000, "rejected"), HistoryStep(2000, "appended"))
+"""Five real cycles (promoted, promoted, dry run that would fail, promoted, rejected), then 2,000 new trajectories."""
 
 OFF_POLICY = {
     "held_out_count": 400,
@@ -28,13 +28,13 @@ OFF_POLICY = {
 
 
 def build_history(base_dir: Path):
-    """Replay the fixed history into a store that already holds the seeded demo trajectories."""
-    return write_demo_history(base_dir, TRAINING_SIZES, HISTORY_START, dry_run_sizes=DRY_RUN_SIZES)
+    """Run the fixed history of cycles on an empty store."""
+    return write_demo_history(base_dir, HISTORY, HISTORY_START)
 
 
 def add_off_policy(base_dir: Path, report_id: str) -> None:
-    """Give one stored report the off-policy block that newer cycles write."""
+    """Give one stored report the estimates a cycle with held-out traffic writes (history cycles hold none out)."""
     path = base_dir / "training-reports" / f"{report_id}.json"
     document = orjson.loads(path.read_bytes())
-    document["off_policy"] = OFF_POLICY
+    document["off_policy"].update(OFF_POLICY)
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from memabra.cli import run_online_learning_workflow
+from memabra import run_online_learning_workflow
 from memabra.errors import BadInputError, LockHeldError
 from memabra.router_versioning import RouterVersionStore
 from memabra.storage.lock import StoreLock
@@ -50,7 +50,7 @@ def test_workflow_refuses_to_run_while_locked(seeded_store):
 def test_version_store_save_list_current_rollback(seeded_store):
     first = run_online_learning_workflow(base_dir=seeded_store)["challenger_version_id"]
     store = RouterVersionStore(base_dir=seeded_store)
-    second = store.save(store.load_router(first), training_trajectory_count=1)
+    second = store.save(store.get_version(first).router, training_trajectory_count=1)
     assert second.version_id > first, "ids never collide, even within one second"
     assert [v["version_id"] for v in store.list_versions()] == [second.version_id, first]
     assert store.get_current()["version_id"] == first
@@ -74,6 +74,6 @@ def test_version_store_defaults_to_artifacts_in_the_working_dir(tmp_path, monkey
 def test_engine_never_imports_textual():
     code = ("import sys, memabra, memabra.cli, memabra.workflow, memabra.status, memabra.demo, "
             "memabra.router_versioning, memabra.evaluation, memabra.runtime, memabra.check, "
-            "memabra.inspect, memabra.demo.history; "
+            "memabra.overview, memabra.demo.history, memabra.api, memabra.results; "
             "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if 'textual' in m)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -15,7 +15,7 @@ from memabra.status import store_status
 from memabra.storage.lock import StoreLock
 from memabra.storage.trajectories import TrajectoryStore
 from memabra.storage.versions import RouterVersionStore
-from memabra.workflow import run_online_learning_workflow
+from memabra import run_online_learning_workflow
 from tests.conftest import run_main
 from tests.test_models import trajectory_doc
 

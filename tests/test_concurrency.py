@@ -7,6 +7,7 @@ import sys
 import threading
 
 from memabra.check import check_store
+from memabra.learning.versions import active_router
 from memabra.demo.generate import generate_demo_trajectories
 from memabra.demo.world import DemoWorld
 from memabra.learning.routers import HeuristicRouter
@@ -56,7 +57,7 @@ def test_readers_never_see_a_partial_state_while_cycles_write(tmp_path):
             try:
                 status = store_status(base)
                 if status["current"] is not None:
-                    RouterVersionStore(base).active_router()
+                    active_router(RouterVersionStore(base))
                 found = check_store(base)
                 assert found["problems"] == [], found["problems"]
                 snapshots.append(status)

@@ -53,7 +53,7 @@ async def test_main_screen_shows_status_versions_and_reports(history_store):
         await settle(pilot)
         status = text_of(app, "#status")
         assert "20260105-120000" in status and "by a cycle" in status and "20260105-100000" in status
-        assert "2,000 trajectories · 2,000 new" in status and "free" in status
+        assert "4,000 trajectories · 2,000 new" in status and "free" in status
         versions = app.query_one("#versions", DataTable)
         assert [row.key.value for row in versions.ordered_rows] == ["20260105-120000", "20260105-100000",
                                                                     "20260105-090000"]
@@ -128,7 +128,7 @@ async def test_t_changes_the_gates_for_the_next_cycle(history_store):
         await pilot.press("enter")
         await pilot.pause()
         assert not isinstance(app.screen, PolicyScreen)
-        assert app.settings.min_reward_delta == 0.5
+        assert app.settings.gates.min_reward_delta == 0.5
         assert "Δreward ≥ 0.5" in text_of(app, "#status")
         await pilot.press("p")
         await settle(pilot)
@@ -159,10 +159,10 @@ async def test_r_asks_first_and_only_y_rolls_back(history_store):
 
 
 async def test_c_cancels_a_running_cycle_and_a_second_cycle_cannot_start(history_store, monkeypatch):
-    real_workflow = console_app.run_online_learning_workflow
+    real_workflow = console_app.workflow.run_cycle
     reached_dataset = threading.Event()
 
-    def workflow_that_waits_in_dataset(**kwargs):
+    def workflow_that_waits_in_dataset(*args, **kwargs):
         def on_event(event):
             kwargs_on_event(event)
             if event.stage == "dataset" and not reached_dataset.is_set():
@@ -170,9 +170,9 @@ async def test_c_cancels_a_running_cycle_and_a_second_cycle_cannot_start(history
                 kwargs["cancel"].wait(timeout=30)
 
         kwargs_on_event = kwargs.pop("on_event")
-        return real_workflow(on_event=on_event, **kwargs)
+        return real_workflow(*args, on_event=on_event, **kwargs)
 
-    monkeypatch.setattr(console_app, "run_online_learning_workflow", workflow_that_waits_in_dataset)
+    monkeypatch.setattr(console_app.workflow, "run_cycle", workflow_that_waits_in_dataset)
     app = make_app(history_store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -291,10 +291,10 @@ async def test_a_report_without_off_policy_shows_no_such_section(history_store):
 
 
 async def test_an_unexpected_error_opens_a_modal(history_store, monkeypatch):
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(console_app, "run_online_learning_workflow", broken)
+    monkeypatch.setattr(console_app.workflow, "run_cycle", broken)
     app = make_app(history_store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

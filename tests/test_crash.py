@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from memabra.check import check_store
+from memabra.learning.versions import active_router
 from memabra.demo.generate import generate_demo_trajectories
 from memabra.demo.world import DemoWorld
 from memabra.learning.routers import HeuristicRouter
@@ -63,7 +64,7 @@ def assert_store_intact(base, returned_ids=()):
     if status["current"] is not None:
         version = RouterVersionStore(base).get_version(status["current"]["version_id"])
         assert isinstance(version, RouterVersion)
-        RouterVersionStore(base).active_router()
+        active_router(RouterVersionStore(base))
     found = check_store(base)
     broken = [problem for problem in found["problems"] if not problem["problem"].startswith(CRASH_LEFTOVERS)]
     assert broken == []

@@ -3,7 +3,7 @@
 from memabra.demo.world import DemoWorld
 from memabra.evaluation import Evaluator
 from memabra.learning.routers import HeuristicRouter
-from memabra.workflow import run_online_learning_workflow
+from memabra import run_online_learning_workflow
 
 
 def test_world_is_deterministic_per_seed():

@@ -9,13 +9,15 @@ import pytest
 
 from memabra.demo.generate import generate_demo_trajectories
 from memabra.demo.world import DemoWorld
-from memabra.learning import dataset
-from memabra.learning.dataset import ArtifactIndex, DatasetBuilder
+from memabra.learning import scan
+from memabra.learning.dataset import DatasetBuilder
+from memabra.learning.scan import ArtifactIndex
+from memabra.learning.train import train_router
 from memabra.learning.routers import HeuristicRouter
 from memabra.models import Trajectory
 from memabra.status import store_status
 from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
-from memabra.workflow import run_online_learning_workflow
+from memabra import run_online_learning_workflow
 from tests.test_models import trajectory_doc
 
 
@@ -25,12 +27,12 @@ def full_retrain_weights(base_dir):
     unique = {t.trajectory_id: t for t in reversed(trajectories)}
     training = [t for t in unique.values() if not t.is_benchmark]
     builder = DatasetBuilder()
-    return builder.train(builder.stats(training)).weights
+    return train_router(builder.stats(training)).weights
 
 
 def indexed_weights(base_dir):
     index = ArtifactIndex.scan(base_dir, set())
-    return DatasetBuilder().train(index.training_stats()).weights, index
+    return train_router(index.training_stats()).weights, index
 
 
 def cache_files(base_dir):
@@ -206,22 +208,22 @@ def test_a_scan_shared_with_a_worker_process_equals_a_scan_alone(seeded_store, t
     base = tmp_path / "small-segments"
     with TrajectoryWriter(base, max_documents=150) as writer:
         writer.append_many(t.model_dump(mode="json") for t in TrajectoryStore(seeded_store).load_all()[0])
-    monkeypatch.setattr(dataset, "PARALLEL_MIN_SEGMENTS", 10**9)
+    monkeypatch.setattr(scan, "PARALLEL_MIN_SEGMENTS", 10**9)
     alone = ArtifactIndex.scan(base, set())
     for path in cache_files(base):
         path.unlink()
-    summarise = dataset._summarise
+    summarise = scan.summarise_file
 
     def slow_summarise(*args, **kwargs):  # only in this process: the worker gets the newest segments
         time.sleep(0.2)
         return summarise(*args, **kwargs)
 
     from_worker = []
-    wait_for = dataset._SegmentWorker.wait_for
-    monkeypatch.setattr(dataset, "_summarise", slow_summarise)
-    monkeypatch.setattr(dataset._SegmentWorker, "wait_for",
+    wait_for = scan._SegmentWorker.wait_for
+    monkeypatch.setattr(scan, "summarise_file", slow_summarise)
+    monkeypatch.setattr(scan._SegmentWorker, "wait_for",
                         lambda self, item: wait_for(self, item) and not from_worker.append(item.key))
-    monkeypatch.setattr(dataset, "PARALLEL_MIN_SEGMENTS", 2)
+    monkeypatch.setattr(scan, "PARALLEL_MIN_SEGMENTS", 2)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     shared = ArtifactIndex.scan(base, set())
     assert len(alone.files) == 14 and from_worker and set(from_worker) < set(alone.files)

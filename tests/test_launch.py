@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import memabra.tui.app as console_app
-from memabra.tui.launch import main
+from memabra.cli import command as main
 from tests.conftest import ROOT
 
 
@@ -19,7 +19,7 @@ def run(module: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_headless_is_exactly_the_cli(history_store):
     for args in (["--status"], ["--list-versions"], ["--rollback", "20990101-000000"], ["--no-such-flag"]):
-        console = run("memabra.tui.launch", "--headless", "--base-dir", str(history_store), *args)
+        console = run("memabra", "--headless", "--base-dir", str(history_store), *args)
         cli = run("memabra.cli", "--base-dir", str(history_store), *args)
         assert console.returncode == cli.returncode
         assert console.stderr == cli.stderr

@@ -5,7 +5,8 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from memabra.models import BenchmarkMetrics, PromotionPolicy, Trajectory
+from memabra.evaluation.gates import PromotionPolicy
+from memabra.models import BenchmarkMetrics, Trajectory
 
 
 def trajectory_doc(**outcome):

@@ -10,9 +10,10 @@ from memabra.demo.world import DemoWorld
 from memabra.evaluation import offpolicy
 from memabra.evaluation.counterfactual import LoggedDecisions, compare_routers, estimate_router
 from memabra.learning.dataset import DatasetBuilder
+from memabra.learning.train import train_router
 from memabra.learning.exploration import ExplorationPolicy
 from memabra.learning.routers import HeuristicRouter
-from memabra.runtime.runner import MemabraApp
+from memabra.runtime.runner import AgentRunner
 from memabra.storage.trajectories import TrajectoryStore
 
 SEEDS = range(50)
@@ -84,7 +85,7 @@ def test_bad_arrays_are_refused():
 def _run_log(world, router, count, seed, exploration=EXPLORATION, tmp=None):
     """`count` demo tasks routed by `router` under the exploring logging policy (kept in memory)."""
     rng = random.Random(seed)
-    app = MemabraApp(tmp, retriever=world, executor=world, router=router, exploration=exploration,
+    app = AgentRunner(tmp, retriever=world, executor=world, router=router, exploration=exploration,
                      seed=rng.getrandbits(64))
     return [app.run_task(world.sample_task(rng), source="demo", save=False) for _ in range(count)]
 
@@ -101,7 +102,7 @@ def _true_value(world, router, tasks=8000) -> float:
 
 def _train(trajectories):
     builder = DatasetBuilder()
-    return builder.train(builder.stats(trajectories))
+    return train_router(builder.stats(trajectories))
 
 
 @pytest.fixture(scope="module")
@@ -145,14 +146,14 @@ def test_a_log_with_wrong_propensities_is_flagged_and_a_right_one_is_not(tmp_pat
     router = HeuristicRouter()
     challenger = _train(_stored_log(tmp_path / "train", 1000, 5, router))
     log = _stored_log(tmp_path / "log", 500, 6, router)
-    right = compare_routers(log, router, challenger, challenger, resamples=100)
+    right = compare_routers(log, router, challenger, challenger, resamples=100).model_dump()
     assert right["propensities_suspect"] is False and right["logging_check"]["mean_uniform_weight"] == pytest.approx(
         1.0, abs=0.15)
     # a common logging bug: the agent records the greedy pick's probability whatever it actually chose
     greedy_probability = 1 - EXPLORATION.epsilon + EXPLORATION.epsilon / 5
     wrong_log = [t.model_copy(update={"decision": t.decision.model_copy(update={"propensity": greedy_probability})})
                  for t in log]
-    wrong = compare_routers(wrong_log, router, challenger, challenger, resamples=100)
+    wrong = compare_routers(wrong_log, router, challenger, challenger, resamples=100).model_dump()
     assert wrong["propensities_suspect"] is True
     assert wrong["logging_check"]["mean_uniform_weight"] < 0.5
     assert any("propensities do not add up" in warning for warning in wrong["warnings"])
@@ -163,12 +164,12 @@ def test_trajectories_without_a_propensity_are_left_out_and_counted(tmp_path):
     log = _stored_log(tmp_path, 200, 8, router)
     stripped = [t.model_copy(update={"decision": t.decision.model_copy(update={"propensity": None})})
                 if index % 4 == 0 else t for index, t in enumerate(log)]
-    report = compare_routers(stripped, router, router, resamples=50)
+    report = compare_routers(stripped, router, router, resamples=50).model_dump()
     assert (report["held_out_count"], report["excluded_count"], report["used_count"]) == (200, 50, 150)
     assert set(report["estimators"]) == {"ips", "snips"}, "no reward model: no DM or DR"
     assert report["estimators"]["snips"]["delta"] == {"estimate": 0.0, "low": 0.0, "high": 0.0,
                                                      "ess": report["estimators"]["snips"]["baseline"]["ess"]}
-    nothing = compare_routers(stripped[::4], router, router)
+    nothing = compare_routers(stripped[::4], router, router).model_dump()
     assert nothing["used_count"] == 0 and nothing["estimators"] == {} and nothing["warnings"]
 
 
@@ -176,7 +177,7 @@ def test_the_runner_logs_under_the_policy_the_environment_names(tmp_path, monkey
     monkeypatch.setenv("MEMABRA_EXPLORATION", "softmax")
     monkeypatch.setenv("MEMABRA_TEMPERATURE", "0.05")
     world = DemoWorld(7)
-    app = MemabraApp(tmp_path, retriever=world, executor=world, seed=1)
+    app = AgentRunner(tmp_path, retriever=world, executor=world, seed=1)
     trajectory = app.run_task(world.sample_task(random.Random(2)), save=False)
     scores = [trajectory.decision.scores[c.candidate_id] for c in trajectory.candidates]
     chosen = [c.candidate_id for c in trajectory.candidates].index(trajectory.decision.chosen_candidate_id)

@@ -6,13 +6,13 @@ import sys
 import pytest
 
 from memabra import append_trajectory, load_active_router
-from memabra.cli import run_online_learning_workflow
+from memabra import run_online_learning_workflow
 from memabra.demo.world import DemoWorld
 from memabra.errors import BadInputError
 from memabra.learning.exploration import ExplorationPolicy
 from memabra.router_versioning import RouterVersionStore
 from memabra.storage.trajectories import TrajectoryStore
-from memabra.storage.versions import RouterVersionStore as VersionStoreImpl
+from memabra import serving
 from tests.conftest import ROOT
 
 WORLD = DemoWorld(7)
@@ -45,8 +45,8 @@ def test_exploration_comes_from_the_environment(tmp_path, monkeypatch):
 
 def test_router_follows_promotion_and_rollback_with_one_stat_per_check(seeded_store, monkeypatch):
     loads = []
-    original = VersionStoreImpl.active_router
-    monkeypatch.setattr(VersionStoreImpl, "active_router", lambda self: loads.append(1) or original(self))
+    original = serving.active_router
+    monkeypatch.setattr(serving, "active_router", lambda versions: loads.append(1) or original(versions))
     router = load_active_router(seeded_store, exploration=ExplorationPolicy("greedy"))
     router.check_interval = 0.0  # look at current.json on every call
     route_all(router)
@@ -57,7 +57,7 @@ def test_router_follows_promotion_and_rollback_with_one_stat_per_check(seeded_st
     assert len(loads) == 1, "an unchanged current.json is looked at, never reloaded"
 
     store = RouterVersionStore(seeded_store)
-    second = store.save(store.load_router(first)).version_id
+    second = store.save(store.get_version(first).router).version_id
     store.rollback(second)
     assert router.version_id == second
     store.rollback(first)
@@ -111,7 +111,7 @@ def test_a_version_this_code_cannot_load_keeps_the_previous_router_serving(seede
     first = run_online_learning_workflow(base_dir=seeded_store, min_new_trajectories=10)["challenger_version_id"]
     router = load_active_router(seeded_store)
     store = RouterVersionStore(seeded_store)
-    second = store.save(store.load_router(first)).version_id
+    second = store.save(store.get_version(first).router).version_id
     path = seeded_store / "router-versions" / "versions" / f"{second}.json"
     path.write_text(path.read_text().replace('"simple_learning"', '"mystery"'))
     store.rollback(second)

@@ -6,10 +6,10 @@ import pytest
 
 from memabra.demo.generate import generate_demo_trajectories
 from memabra.demo.world import DemoWorld
-from memabra.learning.dataset import ArtifactIndex
+from memabra.learning.scan import ArtifactIndex
 from memabra.learning.routers import HeuristicRouter
 from memabra.status import store_status
-from memabra.workflow import run_online_learning_workflow
+from memabra import run_online_learning_workflow
 
 ESTIMATE_KEYS = {"estimate", "low", "high", "ess"}
 
@@ -85,7 +85,7 @@ def test_a_bound_from_held_out_traffic_fails_when_nothing_was_held_out(seeded_st
                                           reward_delta_bound="doubly_robust")
     assert result["accepted"] is False
     assert result["reasons"] == ["the challenger's reward gain could not be bounded: no trajectories were held out "
-                                 "(--holdout-share is 0 or too few are new)"]
+                                 "(holdout_share is 0 or too few are new)"]
 
 
 def test_newest_training_returns_the_newest_unseen_by_creation_time(seeded_store):
@@ -109,7 +109,7 @@ def test_cli_flags_and_environment_set_the_uncertainty_gates(cli, seeded_store):
     assert cycle["benchmark"]["reward_delta_interval"]["level"] == 0.8
     assert {gate["gate"] for gate in cycle["gates"]} >= {"reward_delta_lower_bound", "effective_sample_size"}
     bad = cli("--base-dir", seeded_store, "--holdout-share", "1.5")
-    assert bad.code == 2 and len(bad.error_lines) == 1 and "holdout_share" in bad.error_lines[0]
+    assert bad.code == 2 and len(bad.error_lines) == 1 and "--holdout-share" in bad.error_lines[0]
 
 
 def test_status_shows_the_active_routers_value_on_recent_traffic(tmp_path, seeded_store):

@@ -13,7 +13,7 @@ from memabra.errors import CycleCancelled
 from memabra.learning.exploration import ExplorationPolicy
 from memabra.learning.routers import ScoringRouter
 from memabra.runtime.case_index import CaseIndex
-from memabra.runtime.runner import MemabraApp
+from memabra.runtime.runner import AgentRunner
 from memabra.storage.trajectories import TrajectoryWriter
 
 PROGRESS_EVERY = 250
@@ -36,7 +36,7 @@ def generate_demo_trajectories(
     reward_sum = 0.0
     appended = 0
     with TrajectoryWriter(base_dir) as writer:
-        app = MemabraApp(base_dir, retriever=world, executor=world, router=router, exploration=exploration,
+        app = AgentRunner(base_dir, retriever=world, executor=world, router=router, exploration=exploration,
                          case_index=case_index, writer=writer, seed=rng.getrandbits(64))
         for appended in range(1, count + 1):
             trajectory = app.run_task(world.sample_task(rng), source="demo")

@@ -13,7 +13,8 @@ import numpy as np
 
 from memabra.evaluation import offpolicy
 from memabra.evaluation.offpolicy import DEFAULT_LEVEL, DEFAULT_MAX_WEIGHT, DEFAULT_RESAMPLES, Estimate
-from memabra.models import Trajectory
+from memabra.models import OffPolicySection, Trajectory
+from memabra.results import RecentValue
 
 ESTIMATORS = ("ips", "snips", "dm", "dr")
 MEAN_WEIGHT_TOLERANCE = 0.1
@@ -93,7 +94,7 @@ def estimate_router(decisions: LoggedDecisions, router, reward_model=None, *, le
 
 def compare_routers(trajectories: list[Trajectory], baseline, challenger, reward_model=None, *,
                     level: float = DEFAULT_LEVEL, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                    max_weight: float = DEFAULT_MAX_WEIGHT) -> dict[str, Any]:
+                    max_weight: float = DEFAULT_MAX_WEIGHT) -> OffPolicySection:
     """The `off_policy` section of a report: both routers' values on the trajectories and the paired deltas."""
     decisions = LoggedDecisions.from_trajectories(trajectories)
     report: dict[str, Any] = {
@@ -109,13 +110,13 @@ def compare_routers(trajectories: list[Trajectory], baseline, challenger, reward
         warnings.append(f"{decisions.excluded_count} held-out trajectories record no propensity and were left out "
                         "of the off-policy estimates")
     if not trajectories:
-        warnings.append("no trajectories were held out, so nothing was estimated off-policy (--holdout-share is 0 "
+        warnings.append("no trajectories were held out, so nothing was estimated off-policy (holdout_share is 0 "
                         "or too few trajectories are new)")
-        return report
+        return OffPolicySection.model_validate(report)
     if not len(decisions):
         warnings.append("no held-out trajectory records a propensity, so nothing was estimated off-policy "
                         "(log the probability of each pick)")
-        return report
+        return OffPolicySection.model_validate(report)
     per_router = {}
     for name, router in (("baseline", baseline), ("challenger", challenger)):
         estimates, weights = estimate_router(decisions, router, reward_model, level=level, resamples=resamples,
@@ -145,7 +146,7 @@ def compare_routers(trajectories: list[Trajectory], baseline, challenger, reward
             "baseline": base.to_dict(), "challenger": chall.to_dict(),
             "delta": offpolicy.delta(base, chall).to_dict(),
         }
-    return report
+    return OffPolicySection.model_validate(report)
 
 
 def check_propensities(decisions: LoggedDecisions,
@@ -162,7 +163,7 @@ def check_propensities(decisions: LoggedDecisions,
 
 
 def recent_value(trajectories: list[Trajectory], router, *, level: float = DEFAULT_LEVEL,
-                 resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Any] | None:
+                 resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> RecentValue | None:
     """The router's SNIPS value on the given traffic with its interval; None when no trajectory can support it."""
     decisions = LoggedDecisions.from_trajectories(trajectories)
     if not len(decisions):
@@ -173,8 +174,8 @@ def recent_value(trajectories: list[Trajectory], router, *, level: float = DEFAU
                                seed=seed)
     if estimate.ess == 0:
         return None
-    return {"estimator": "snips", **estimate.to_dict(), "level": level, "trajectory_count": len(trajectories),
-            "excluded_count": decisions.excluded_count}
+    return RecentValue(estimator="snips", **estimate.to_dict(), level=level, trajectory_count=len(trajectories),
+                       excluded_count=decisions.excluded_count)
 
 
 def _describe_model(reward_model, challenger) -> str | None:

@@ -1,9 +1,11 @@
-"""Features, routers, logging policies and the dataset builder."""
+"""The learning stages (scan, dataset, train), features, routers and logging policies."""
 
-from memabra.learning.dataset import ArtifactIndex, DatasetBuilder, TrainingStats
+from memabra.learning.dataset import DatasetBuilder, TrainingStats
 from memabra.learning.exploration import ExplorationPolicy
 from memabra.learning.features import FeatureConfig, Featurizer
 from memabra.learning.routers import HeuristicRouter, Router, SimpleLearningRouter, router_from_dict
+from memabra.learning.scan import ArtifactIndex
+from memabra.learning.train import train_router
 
 __all__ = [
     "ArtifactIndex",
@@ -16,4 +18,5 @@ __all__ = [
     "Router",
     "SimpleLearningRouter",
     "router_from_dict",
+    "train_router",
 ]

@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from memabra.learning.dataset import DatasetBuilder, _summarise, claim_segment
+from memabra.learning.dataset import DatasetBuilder
 from memabra.learning.features import FeatureConfig
-from memabra.learning.summaries import SummaryCache
+from memabra.learning.summaries import SummaryCache, claim_segment, summarise_file
 from memabra.storage.trajectories import TrajectoryFile, TrajectoryStore, gc_paused
 
 
@@ -23,7 +23,7 @@ def main(request: dict) -> None:
             return  # the scan has come this far itself: every older segment is its own
         item = TrajectoryFile(key, Path(path), True)
         with gc_paused():
-            summary = _summarise(store, item, builder)
+            summary = summarise_file(store, item, builder)
         cache.save(item, summary)
         print(key, flush=True)
 

@@ -7,8 +7,10 @@ a cached summary that is missing, stale (its segment's size or mtime changed) or
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -18,7 +20,7 @@ from memabra.learning.dataset import DatasetBuilder, TrainingStats
 from memabra.models import CANDIDATE_KINDS
 from memabra.storage.atomic import atomic_write_bytes
 from memabra.storage.layout import StoreLayout
-from memabra.storage.trajectories import InvalidTrajectory, TrajectoryBatch, TrajectoryFile
+from memabra.storage.trajectories import InvalidTrajectory, TrajectoryBatch, TrajectoryFile, TrajectoryStore, gc_paused
 
 CACHE_FORMAT = 2
 """Bumped whenever what a summary holds changes, so older cache files count as stale."""
@@ -130,3 +132,21 @@ class SummaryCache:
             atomic_write_bytes(self._path(item), buffer.getvalue())
         except StoreWriteError:
             pass
+
+
+def claim_segment(claims: Path, key: str) -> bool:
+    """Claim a segment for one of the two processes of a scan: True for the first to ask, False after."""
+    try:
+        os.close(os.open(claims / key, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
+def summarise_file(store: TrajectoryStore, item, builder: DatasetBuilder, skip_ids: set[str] | None = None):
+    """A file's summary: from plain documents when the whole segment is valid, else from models."""
+    documents = store.read_plain_documents(item)
+    if documents is not None:
+        with gc_paused():
+            return FileSummary.of_documents(item, documents, builder, skip_ids)
+    return FileSummary.of_batch(store.read_batch(item), builder, skip_ids)

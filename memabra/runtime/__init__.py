@@ -1,6 +1,6 @@
 """The runner and the episodic case index."""
 
 from memabra.runtime.case_index import CaseIndex
-from memabra.runtime.runner import MemabraApp, Retriever
+from memabra.runtime.runner import AgentRunner, Retriever
 
-__all__ = ["CaseIndex", "MemabraApp", "Retriever"]
+__all__ = ["CaseIndex", "AgentRunner", "Retriever"]

@@ -7,12 +7,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import ValidationError
-from tinydb import TinyDB
 
 from memabra.errors import CorruptDocumentError
 from memabra.models import Candidate, CandidateKind, Document, Trajectory
-from memabra.storage.atomic import AtomicJSONStorage
-from memabra.storage.documents import describe_validation_error
+from memabra.storage.documents import describe_validation_error, read_table, write_table
 from memabra.storage.trajectories import TrajectoryStore
 
 CASES_TABLE = "cases"
@@ -84,18 +82,22 @@ class CaseIndex:
                      "hint_reward": case.reward, "source_trajectory_id": case.trajectory_id},
         )
 
+    @classmethod
+    def rebuild(cls, trajectories: TrajectoryStore | Path, path: Path) -> "CaseIndex":
+        """Build the index from every stored trajectory (benchmark runs included) and save it at path."""
+        store = trajectories if isinstance(trajectories, TrajectoryStore) else TrajectoryStore(trajectories)
+        index = cls.build(trajectory for batch in store.iter_batches() for trajectory in batch.trajectories)
+        index.save(path)
+        return index
+
     def save(self, path: Path) -> None:
         """Write the index as one TinyDB table, atomically."""
-        storage_data = {CASES_TABLE: {str(i + 1): case.model_dump(mode="json")
-                                      for i, case in enumerate(self.cases.values())}}
-        with TinyDB(Path(path), storage=AtomicJSONStorage) as db:
-            db.storage.write(storage_data)
+        write_table(path, CASES_TABLE, [case.model_dump(mode="json") for case in self.cases.values()])
 
     @classmethod
     def load(cls, path: Path) -> "CaseIndex":
         """Read an index written by save(); an absent file is an empty index."""
-        with TinyDB(Path(path), storage=AtomicJSONStorage) as db:
-            rows = db.table(CASES_TABLE).all()
+        rows = read_table(path, CASES_TABLE)
         cases = {}
         for row in rows:
             try:
@@ -106,10 +108,6 @@ class CaseIndex:
         return cls(cases)
 
 
-def rebuild_case_index(base_dir: Path, path: Path) -> CaseIndex:
+def rebuild_case_index(trajectories: TrajectoryStore | Path, path: Path) -> CaseIndex:
     """Build the index from every stored trajectory (benchmark runs included) and save it at path."""
-    index = CaseIndex.build(
-        trajectory for batch in TrajectoryStore(base_dir).iter_batches() for trajectory in batch.trajectories
-    )
-    index.save(path)
-    return index
+    return CaseIndex.rebuild(trajectories, path)

@@ -1,9 +1,7 @@
-"""The runner ("app"): retrieval, then the router, then the executor, and the run logged as a trajectory."""
+"""The agent runner: retrieval, then the router, then the executor, and the run logged as a trajectory."""
 
 from __future__ import annotations
 
-import random
-import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -12,6 +10,7 @@ from memabra.learning.exploration import ExplorationPolicy
 from memabra.learning.routers import HeuristicRouter, ScoringRouter
 from memabra.models import Candidate, Decision, Task, Trajectory
 from memabra.runtime.case_index import CaseIndex
+from memabra.runtime.routing import ExploringRouter
 from memabra.settings import load_settings
 from memabra.storage.trajectories import TrajectoryWriter, shared_writer
 
@@ -22,7 +21,7 @@ class Retriever(Protocol):
     def candidates(self, task: Task) -> list[Candidate]: ...
 
 
-class MemabraApp:
+class AgentRunner:
     """Routes tasks with the active router under an exploring logging policy and logs every run."""
 
     def __init__(
@@ -39,17 +38,22 @@ class MemabraApp:
         self.base_dir = Path(base_dir)
         self.retriever = retriever
         self.executor = executor
-        self.router: ScoringRouter = router or HeuristicRouter()
-        self.exploration = exploration or ExplorationPolicy.from_settings(load_settings())
+        self.routing = ExploringRouter(router or HeuristicRouter(),
+                                       exploration or ExplorationPolicy.from_settings(load_settings()), seed)
         self.case_index = case_index
         self.writer = writer or shared_writer(self.base_dir)
-        self._rng = random.Random(seed)
-        self._mutex = threading.Lock()
+
+    @property
+    def router(self) -> ScoringRouter:
+        return self.routing.router
+
+    @property
+    def exploration(self) -> ExplorationPolicy:
+        return self.routing.exploration
 
     def set_router(self, router: ScoringRouter) -> None:
         """Swap the router used for every later task."""
-        with self._mutex:
-            self.router = router
+        self.routing.swap(router)
 
     def retrieve(self, task: Task) -> list[Candidate]:
         """The retriever's candidates, plus an episodic hint when the case index knows this input."""
@@ -62,10 +66,7 @@ class MemabraApp:
 
     def decide(self, task: Task, candidates: list[Candidate]) -> Decision:
         """Score the candidates with the router and pick one under the logging policy, recording its propensity."""
-        with self._mutex:
-            router = self.router
-            scores = router.scores(task, candidates)
-            return self.exploration.decide(candidates, scores, self._rng, router.version_id)
+        return self.routing.decide(task, candidates)
 
     def run_task(self, task: Task, source: str = "agent", save: bool = True) -> Trajectory:
         """Retrieve, decide, execute and (by default) store one task's trajectory."""

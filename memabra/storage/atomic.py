@@ -1,4 +1,4 @@
-"""Atomic file writes and the TinyDB storages built on them: a reader never sees half a file."""
+"""Atomic file writes: temp file in the same folder, fsync, rename; a reader never sees half a file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from tinydb.storages import Storage
 
 from memabra.errors import CorruptDocumentError, StoreWriteError
 
@@ -187,39 +186,3 @@ def read_json(path: Path) -> Any | None:
     except orjson.JSONDecodeError as exc:
         detail = "it is empty" if not data.strip() else f"not JSON: {exc}"
         raise CorruptDocumentError(path, detail) from exc
-
-
-class AtomicJSONStorage(Storage):
-    """A TinyDB storage that parses with orjson and replaces its file atomically on every write."""
-
-    def __init__(self, path: str | os.PathLike, **_: Any):
-        self.path = Path(path)
-
-    def read(self) -> dict[str, dict[str, Any]] | None:
-        data = read_json(self.path)
-        if data is not None and not isinstance(data, dict):
-            raise CorruptDocumentError(self.path, "expected a JSON object of tables")
-        return data
-
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
-        atomic_write_bytes(self.path, dump_json(data))
-
-
-class SingleDocumentStorage(AtomicJSONStorage):
-    """A TinyDB storage whose file holds one plain document, seen by TinyDB as doc 1 of the default table."""
-
-    TABLE = "_default"
-
-    def read(self) -> dict[str, dict[str, Any]] | None:
-        document = read_json(self.path)
-        if document is None:
-            return None
-        if not isinstance(document, dict):
-            raise CorruptDocumentError(self.path, "expected a JSON object")
-        return {self.TABLE: {"1": document}}
-
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
-        documents = list(data.get(self.TABLE, {}).values())
-        if len(documents) != 1:
-            raise ValueError(f"{self.path} holds exactly one document, got {len(documents)}")
-        atomic_write_bytes(self.path, dump_json(documents[0]))

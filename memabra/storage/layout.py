@@ -15,6 +15,11 @@ class StoreLayout:
     def __post_init__(self):
         object.__setattr__(self, "base_dir", Path(self.base_dir))
 
+    @classmethod
+    def of(cls, place: "StoreLayout | Path | str") -> "StoreLayout":
+        """The layout itself, or the layout of a base dir given as a path."""
+        return place if isinstance(place, StoreLayout) else cls(Path(place))
+
     @property
     def trajectories_dir(self) -> Path:
         return self.base_dir / "trajectories"

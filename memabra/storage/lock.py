@@ -16,8 +16,8 @@ from memabra.storage.layout import StoreLayout
 class StoreLock:
     """The base dir's exclusive lock; the kernel releases it when its holder dies, so no lock goes stale."""
 
-    def __init__(self, base_dir: Path, operation: str):
-        self.layout = StoreLayout(base_dir)
+    def __init__(self, base_dir: StoreLayout | Path, operation: str):
+        self.layout = StoreLayout.of(base_dir)
         self.operation = operation
         self._fd: int | None = None
 
@@ -73,9 +73,9 @@ def _held_message(base_dir: Path, holder: dict | None) -> str:
     return f"{base_dir} is locked by {who}; wait for it to finish and try again"
 
 
-def lock_holder(base_dir: Path) -> dict | None:
+def lock_holder(base_dir: StoreLayout | Path) -> dict | None:
     """Return the holder of the base dir's lock ({pid, started_at, operation}) or None when it is free."""
-    path = StoreLayout(base_dir).lock_path
+    path = StoreLayout.of(base_dir).lock_path
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -11,9 +11,9 @@ from memabra.storage.layout import StoreLayout
 QUARANTINE_SUFFIX = ".quarantined"
 
 
-def _free_quarantine_path(base_dir: Path, path: Path) -> Path:
+def _free_quarantine_path(layout: StoreLayout, path: Path) -> Path:
     """`quarantine/<relative path>.quarantined`, numbered when an earlier copy of that file is there already."""
-    target = StoreLayout(base_dir).quarantine_dir / Path(path).relative_to(base_dir)
+    target = layout.quarantine_dir / Path(path).relative_to(layout.base_dir)
     candidate = target.with_name(target.name + QUARANTINE_SUFFIX)
     number = 2
     while candidate.exists():
@@ -22,13 +22,13 @@ def _free_quarantine_path(base_dir: Path, path: Path) -> Path:
     return candidate
 
 
-def quarantine_file(base_dir: Path, path: Path, keep_original: bool = False) -> Path:
+def quarantine_file(base_dir: StoreLayout | Path, path: Path, keep_original: bool = False) -> Path:
     """Move (or, with keep_original, copy) a file of the store into quarantine and return where it went."""
-    base_dir, path = Path(base_dir), Path(path)
-    target = _free_quarantine_path(base_dir, path)
+    layout, path = StoreLayout.of(base_dir), Path(path)
+    target = _free_quarantine_path(layout, path)
     if keep_original:
         while not atomic_create_bytes(target, path.read_bytes()):
-            target = _free_quarantine_path(base_dir, path)
+            target = _free_quarantine_path(layout, path)
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -24,9 +24,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from memabra.errors import BadInputError, CorruptDocumentError, StoreWriteError
 from memabra.models import Trajectory, choice_problem, utc_now
-from memabra.storage.atomic import (AtomicJSONStorage, _write_error, atomic_write_bytes, process_alive, read_json,
+from memabra.storage.atomic import (_write_error, atomic_write_bytes, process_alive, read_json,
                                     write_all)
-from memabra.storage.documents import describe_validation_error
+from memabra.storage.documents import describe_validation_error, write_table
 from memabra.storage.layout import StoreLayout
 
 SEGMENT_TABLE = "trajectories"
@@ -159,8 +159,8 @@ def _dump_trajectory(trajectory: Trajectory) -> bytes:
 class TrajectoryStore:
     """Reads the trajectories under a base dir and seals journals their writers left behind."""
 
-    def __init__(self, base_dir: Path):
-        self.layout = StoreLayout(base_dir)
+    def __init__(self, base_dir: StoreLayout | Path):
+        self.layout = StoreLayout.of(base_dir)
         self.folder = self.layout.trajectories_dir
 
     def files(self) -> list[TrajectoryFile]:
@@ -319,8 +319,7 @@ def _seal_journal(store: TrajectoryStore, item: TrajectoryFile, lines: list[byte
             documents = store.read_documents(item)
         if documents:
             # The table TinyDB's insert_multiple would write (doc ids from 1), without its per-document bookkeeping.
-            AtomicJSONStorage(segment).write({SEGMENT_TABLE: {str(doc_id): document
-                                                              for doc_id, document in enumerate(documents, start=1)}})
+            write_table(segment, SEGMENT_TABLE, documents)
     elif lines:
         table = b",".join(b'"%d":%s' % (doc_id, line) for doc_id, line in enumerate(lines, start=1))
         atomic_write_bytes(segment, b'{"%s":{%s}}\n' % (SEGMENT_TABLE.encode(), table))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from memabra.errors import BadInputError, CorruptDocumentError
-from memabra.learning.routers import HeuristicRouter, ScoringRouter, router_from_dict
 from memabra.models import CurrentRouter, RollbackEntry, RouterVersion, TrainingReport, utc_now
-from memabra.settings import resolve_base_dir
 from memabra.storage.documents import DocumentFile
 from memabra.storage.folders import TimestampedFolder, validate_timestamp_id
 from memabra.storage.layout import StoreLayout
@@ -27,18 +26,23 @@ def version_summary(version: RouterVersion, active_id: str | None) -> dict[str, 
 class RouterVersionStore:
     """Saved routers under `<base-dir>/router-versions/`: every version kept, one of them current."""
 
-    def __init__(self, base_dir: str | Path | None = None):
-        self.base_dir = resolve_base_dir(base_dir)
-        layout = StoreLayout(self.base_dir)
+    def __init__(self, base_dir: StoreLayout | str | Path):
+        layout = self.layout = StoreLayout.of(base_dir)
+        self.base_dir = layout.base_dir
         self.versions = TimestampedFolder(layout.versions_dir, RouterVersion, "version id")
         self.current_file = DocumentFile(layout.current_path, CurrentRouter)
 
-    def save(self, router: ScoringRouter, **lineage: Any) -> RouterVersion:
-        """Save a router as a new version (a fresh, never-reused id) and return it; current is unchanged."""
+    def save(self, router: Any, now: datetime | None = None, **lineage: Any) -> RouterVersion:
+        """Save a router (its `to_dict()` serialisation, or that dict itself) as a new version with a fresh,
+        never-reused id and return it; current is unchanged."""
+        document = router if isinstance(router, dict) else router.to_dict()
+        moment = now or utc_now()
         version = self.versions.create(
-            lambda version_id: RouterVersion(version_id=version_id, router=router.to_dict(), **lineage)
+            lambda version_id: RouterVersion(version_id=version_id, created_at=moment, router=document, **lineage),
+            now=moment,
         )
-        router.version_id = version.version_id
+        if not isinstance(router, dict):
+            router.version_id = version.version_id
         return version
 
     def attach_report(self, version: RouterVersion, report_id: str) -> RouterVersion:
@@ -57,30 +61,17 @@ class RouterVersionStore:
         active_id = current.version_id if current else None
         return [version_summary(version, active_id) for version in self.versions.list()]
 
-    def load_router(self, version_id: str) -> ScoringRouter:
-        """The router saved as this version."""
-        return router_from_dict(self.get_version(version_id).router, version_id=version_id)
-
     def current(self) -> CurrentRouter | None:
         """The current document, or None while no version is active."""
         return self.current_file.read()
 
-    def get_current(self) -> dict[str, Any] | None:
-        """The current document as JSON-ready data, or None while no version is active."""
-        current = self.current()
-        return current.model_dump(mode="json") if current else None
-
-    def active_router(self) -> ScoringRouter:
-        """The active version's router, or the built-in heuristic while none is active."""
-        current = self.current()
-        return self.load_router(current.version_id) if current else HeuristicRouter()
-
-    def promote(self, version: RouterVersion, report: TrainingReport | None = None) -> CurrentRouter:
+    def promote(self, version: RouterVersion, report: TrainingReport | None = None,
+                now: datetime | None = None) -> CurrentRouter:
         """Make a saved version current after a cycle accepted it (the caller holds the lock)."""
         previous = self.current()
         current = CurrentRouter(
             version_id=version.version_id,
-            promoted_at=utc_now(),
+            promoted_at=now or utc_now(),
             promotion_source="cycle",
             benchmark_summary=version.metrics,
             prior_version_id=previous.version_id if previous else None,
@@ -90,16 +81,16 @@ class RouterVersionStore:
         self.current_file.write(current)
         return current
 
-    def rollback(self, version_id: str) -> dict[str, Any]:
+    def rollback(self, version_id: str) -> CurrentRouter:
         """Make an earlier version current again, keeping the audit trail; returns the new current document."""
         validate_timestamp_id(version_id, "version id")
-        with StoreLock(self.base_dir, "rollback"):
+        with StoreLock(self.layout, "rollback"):
             target = self.get_version(version_id)
             try:
                 previous = self.current()
             except CorruptDocumentError:
                 # Rolling back is how an operator repairs an unreadable current.json: set it aside, then replace it.
-                quarantine_file(self.base_dir, self.current_file.path)
+                quarantine_file(self.layout, self.current_file.path)
                 previous = None
             if previous and previous.version_id == version_id:
                 raise BadInputError(f"version {version_id} is already active; nothing to roll back")
@@ -119,11 +110,11 @@ class RouterVersionStore:
                 rollback_history=history,
             )
             self.current_file.write(current)
-        return current.model_dump(mode="json")
+        return current
 
 
 class ReportStore(TimestampedFolder[TrainingReport]):
     """Training reports under `<base-dir>/training-reports/`, one per run."""
 
-    def __init__(self, base_dir: str | Path | None = None):
-        super().__init__(StoreLayout(resolve_base_dir(base_dir)).reports_dir, TrainingReport, "report id")
+    def __init__(self, base_dir: StoreLayout | str | Path):
+        super().__init__(StoreLayout.of(base_dir).reports_dir, TrainingReport, "report id")

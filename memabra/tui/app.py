@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from rich.text import Text
 from textual import on, work
@@ -16,16 +15,18 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from memabra.errors import EXIT_BAD_INPUT, BadInputError, LockHeldError, MemabraError
-from memabra.inspect import Overview, ReportRow, VersionRow, load_overview, store_fingerprint
-from memabra.settings import Settings, load_settings, resolve_base_dir
-from memabra.storage.versions import RouterVersionStore
-from memabra.tui.format import describe_gates, describe_outcome, number, percent, short_time, signed, status_text
+from memabra import workflow
+from memabra.api import benchmark_of, cycle_request, resolve_settings
 from memabra.check import check_store
+from memabra.errors import LockHeldError, MemabraError
+from memabra.overview import Overview, ReportRow, VersionRow, load_overview, store_fingerprint
+from memabra.results import CycleResult
+from memabra.settings import Settings
+from memabra.storage.store import Store
+from memabra.tui.format import describe_gates, describe_outcome, number, percent, short_time, signed, status_text
 from memabra.tui.messages import CheckFinished, CycleFinished, CycleProgress, RolledBack, StoreLoaded
 from memabra.tui.screens.details import ReportScreen, VersionScreen
 from memabra.tui.screens.modals import CheckScreen, ErrorScreen, HelpScreen, PolicyScreen, RollbackScreen
-from memabra.workflow import STAGES, run_online_learning_workflow
 
 POLL_SECONDS = 1.0
 """How often the console looks (cheaply, by mtimes) whether another process changed the store."""
@@ -48,7 +49,7 @@ VERSION_COLUMNS = (("  version", "id", 17), ("created (UTC)", "created", 16), ("
 """Version table columns: label, key, width (a version id with its marker, a UTC minute, numbers)."""
 REPORT_COLUMNS = (("finished (UTC)", "when", 16), ("outcome", "outcome", 12), ("Δreward", "delta", 7),
                   ("first reason", "reason", 28))
-"""Report table columns: label, key, width (the reason is a short gate reason, see inspect.short_gate_reason)."""
+"""Report table columns: label, key, width (the reason is a short gate reason, see overview.short_gate_reason)."""
 
 ENTER_HELP = ("enter", "open the highlighted version or report (esc: back)")
 TAB_HELP = ("tab", "move between the version and report tables")
@@ -59,19 +60,19 @@ class StagePanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="cycle-outcome")
-        for stage in STAGES:
+        for stage in workflow.STAGES:
             with Horizontal(classes="stage-row"):
                 yield Label(stage, classes="stage-name")
                 yield ProgressBar(total=1, show_eta=False, id=f"bar-{stage}")
         yield RichLog(id="cycle-log", max_lines=500, min_width=1, wrap=True, markup=False)
 
     def reset(self) -> None:
-        for stage in STAGES:
+        for stage in workflow.STAGES:
             self.query_one(f"#bar-{stage}", ProgressBar).update(total=1, progress=0)
         self.query_one("#cycle-log", RichLog).clear()
 
     def show_event(self, stage: str, done: int, total: int, message: str) -> None:
-        if stage not in STAGES:
+        if stage not in workflow.STAGES:
             return
         self.query_one(f"#bar-{stage}", ProgressBar).update(total=max(total, 1), progress=min(done, max(total, 1)))
         if message and (done >= total or stage in ("gate", "save")):
@@ -98,14 +99,15 @@ class MemabraConsole(App[int]):
 
     def __init__(self, base_dir: Path, settings: Settings | None = None, poll_seconds: float = POLL_SECONDS):
         super().__init__()
-        self.base_dir = Path(base_dir)
-        self.settings = (settings or load_settings()).model_copy(update={"base_dir": self.base_dir})
+        self.store = Store(base_dir)
+        self.base_dir = self.store.base_dir
+        self.settings = resolve_settings(settings, base_dir=self.base_dir)
         self.poll_seconds = poll_seconds
         self.overview: Overview | None = None
         self.fingerprint: tuple | None = None
         self.cycle_running = False
         self.cycle_kind = ""
-        self.last_result: dict[str, Any] | None = None
+        self.last_result: CycleResult | None = None
         self.cancel_event = threading.Event()
 
     @property
@@ -151,14 +153,14 @@ class MemabraConsole(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="load", name="load")
     def reload(self) -> None:
         """Read the store in a thread and post what the main screen shows."""
-        fingerprint = store_fingerprint(self.base_dir)
-        overview = load_overview(self.base_dir)
+        fingerprint = store_fingerprint(self.store)
+        overview = load_overview(self.store)
         if not get_current_worker().is_cancelled:
             self.post_message(StoreLoaded(overview, fingerprint))
 
     def poll_store(self) -> None:
         """Reload when the store changed under the console (another process promoted, rolled back, appended)."""
-        if self.fingerprint is not None and store_fingerprint(self.base_dir) != self.fingerprint:
+        if self.fingerprint is not None and store_fingerprint(self.store) != self.fingerprint:
             self.fingerprint = None
             self.reload()
 
@@ -171,13 +173,14 @@ class MemabraConsole(App[int]):
         if previous is None or previous.reports != message.overview.reports:
             self.fill_reports(message.overview.reports)
         if not self.cycle_running and self.last_result is None:
-            latest = (message.overview.status or {}).get("latest_report")
+            status = message.overview.status
+            latest = status.latest_report if status else None
             outcome = describe_outcome(latest, "last cycle") if latest else Text("no cycle has run yet")
             outcome.append("\n\nd dry run · p cycle that may promote", style="dim")
             self.main_screen.query_one(StagePanel).show_outcome(outcome)
 
     def show_status(self, overview: Overview) -> None:
-        self.main_screen.query_one("#status", Static).update(status_text(overview, self.settings, self.base_dir))
+        self.main_screen.query_one("#status", Static).update(status_text(overview, self.settings))
         trend = overview.reward_trend
         sparkline = self.main_screen.query_one("#trend", Sparkline)
         sparkline.data = trend
@@ -214,11 +217,11 @@ class MemabraConsole(App[int]):
 
     @on(DataTable.RowSelected, "#versions")
     def open_version(self, event: DataTable.RowSelected) -> None:
-        self.push_screen(VersionScreen(self.base_dir, event.row_key.value, self.settings.seed))
+        self.push_screen(VersionScreen(self.store, event.row_key.value, lambda: benchmark_of(self.settings)))
 
     @on(DataTable.RowSelected, "#reports")
     def open_report(self, event: DataTable.RowSelected) -> None:
-        self.push_screen(ReportScreen(self.base_dir, event.row_key.value))
+        self.push_screen(ReportScreen(self.store, event.row_key.value))
 
     # -- cycles --------------------------------------------------------------------------------
     def action_dry_run(self) -> None:
@@ -245,9 +248,9 @@ class MemabraConsole(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="cycle", name="cycle")
     def run_cycle(self, dry_run: bool, cancel: threading.Event) -> None:
         """Run the engine's cycle in a thread; progress and the result come back as messages."""
-        result = run_online_learning_workflow(
-            dry_run=dry_run, settings=self.settings, cancel=cancel,
-            on_event=lambda event: self.post_message(CycleProgress(event)))
+        request = cycle_request(self.store, self.settings, dry_run=dry_run)
+        result = workflow.run_cycle(self.store, self.settings, request, cancel=cancel,
+                                    on_event=lambda event: self.post_message(CycleProgress(event)))
         self.post_message(CycleFinished(result))
 
     def on_cycle_progress(self, message: CycleProgress) -> None:
@@ -260,7 +263,7 @@ class MemabraConsole(App[int]):
         panel = self.main_screen.query_one(StagePanel)
         panel.show_outcome(describe_outcome(result, "this cycle"))
         panel.log_line(describe_outcome(result, "result").plain)
-        severity = "information" if result.get("status") in ("promoted", "dry_run") else "warning"
+        severity = "information" if result.status in ("promoted", "dry_run") else "warning"
         self.notify(describe_outcome(result, "cycle").plain, severity=severity, markup=False)
         self.reload()
 
@@ -283,8 +286,8 @@ class MemabraConsole(App[int]):
         if target is None:
             self.notify("no version to roll back to yet: versions appear after a promoted cycle", markup=False)
             return
-        current = ((self.overview.status or {}).get("current") or {}) if self.overview else {}
-        active = current.get("version_id")
+        status = self.overview.status if self.overview else None
+        active = status.current.version_id if status and status.current else None
         if target == active:
             self.notify(f"{target} is already active; highlight an earlier version first", severity="warning",
                         markup=False)
@@ -303,11 +306,11 @@ class MemabraConsole(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="rollback", name="rollback")
     def run_rollback(self, version_id: str) -> None:
         """Roll back in a thread (the engine takes the lock) and post the new current document."""
-        self.post_message(RolledBack(RouterVersionStore(self.base_dir).rollback(version_id)))
+        self.post_message(RolledBack(self.store.versions.rollback(version_id)))
 
     def on_rolled_back(self, message: RolledBack) -> None:
         current = message.current
-        self.notify(f"rolled back: {current['version_id']} is active (was {current.get('rollback_from') or 'none'})",
+        self.notify(f"rolled back: {current.version_id} is active (was {current.rollback_from or 'none'})",
                     markup=False)
         self.reload()
 
@@ -319,12 +322,12 @@ class MemabraConsole(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="check", name="check")
     def run_check(self, repair: bool) -> None:
         """Check (or repair, under the lock) in a thread and post what was found."""
-        self.post_message(CheckFinished(check_store(self.base_dir, repair=repair)))
+        self.post_message(CheckFinished(check_store(self.store, repair=repair)))
 
     def on_check_finished(self, message: CheckFinished) -> None:
         result = message.result
-        checked = result.get("checked", {})
-        if not result["problems"]:
+        checked = result.checked
+        if not result.problems:
             self.notify(f"the store is healthy: {checked.get('files', 0):,} files, "
                         f"{checked.get('trajectories', 0):,} trajectories checked", markup=False)
             return
@@ -334,7 +337,7 @@ class MemabraConsole(App[int]):
                 self.run_check(repair=True)
 
         self.push_screen(CheckScreen(result), answered)
-        if result["repair"]:
+        if result.repair:
             self.reload()
 
     # -- other keys ----------------------------------------------------------------------------
@@ -347,7 +350,7 @@ class MemabraConsole(App[int]):
     def action_thresholds(self) -> None:
         def chosen(update: dict[str, Any] | None) -> None:
             if update:
-                self.settings = self.settings.model_copy(update=update)
+                self.settings = resolve_settings(self.settings, **update)
                 self.notify(f"gates for the next cycles: {describe_gates(self.settings)}", markup=False)
                 if self.overview is not None:
                     self.show_status(self.overview)
@@ -424,25 +427,6 @@ def help_rows() -> list[tuple[str, str]]:
                                                                     ("ctrl+p", "command palette")]
 
 
-def run_console(argv: Sequence[str] | None = None) -> int:
-    """Parse the console's flags and run it until the operator quits; return the exit code."""
-    from memabra.cli import _Parser
-
-    parser = _Parser(prog="memabra", description="memabra's operator console "
-                     "(`memabra --headless [flags]` runs `python -m memabra.cli` instead).")
-    parser.add_argument("--base-dir", metavar="PATH", help="the store's folder (default: $MEMABRA_BASE_DIR, "
-                        "else ./artifacts)")
-    try:
-        args = parser.parse_args(list(argv or []))
-        base_dir = resolve_base_dir(args.base_dir)
-        if base_dir.exists() and not base_dir.is_dir():
-            raise BadInputError(f"--base-dir {base_dir} is a file; give a folder (it is created when a cycle runs)")
-        settings = load_settings(base_dir=base_dir)
-    except BadInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except ValueError as exc:
-        print(f"error: a MEMABRA_* environment variable is invalid: {' '.join(str(exc).split())}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    result = MemabraConsole(base_dir, settings).run()
-    return result or 0
+def run_console(settings: Settings) -> int:
+    """Run the console on the settings' store until the operator quits; return the exit code."""
+    return MemabraConsole(settings.base_dir, settings).run() or 0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from rich.text import Text
 
-from memabra.inspect import Overview
+from memabra.overview import Overview
+from memabra.results import LockHolder
 from memabra.settings import Settings
 
 
@@ -23,34 +24,36 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
-def short_time(iso: str | None) -> str:
-    """`2026-01-01T02:00:03+00:00` as `2026-01-01 02:00` (times in the store are UTC)."""
-    if not iso:
+def short_time(moment: str | datetime | None) -> str:
+    """`2026-01-01T02:00:03Z` (or that datetime) as `2026-01-01 02:00` (times in the store are UTC)."""
+    if not moment:
         return "–"
+    iso = moment.isoformat() if isinstance(moment, datetime) else moment
     return iso.replace("T", " ")[:16]
 
 
 def describe_gates(settings: Settings, separator: str = " · ") -> str:
-    return (f"Δreward ≥ {settings.min_reward_delta:g} · Δerrors ≤ {settings.max_error_rate_increase:g}{separator}"
-            f"Δlatency ≤ {settings.max_latency_increase_ms:g} ms · tasks ≥ {settings.required_task_count}")
+    gates = settings.gates
+    return (f"Δreward ≥ {gates.min_reward_delta:g} · Δerrors ≤ {gates.max_error_rate_increase:g}{separator}"
+            f"Δlatency ≤ {gates.max_latency_increase_ms:g} ms · tasks ≥ {gates.required_task_count}")
 
 
-def describe_lock(lock: dict[str, Any] | None) -> Text:
+def describe_lock(lock: LockHolder | None) -> Text:
     if not lock:
         return Text("free", style="green")
-    who = f"pid {lock.get('pid') or '?'}"
-    return Text(f"held by {who}: {lock.get('operation') or 'a cycle'} since {short_time(lock.get('started_at'))}",
+    return Text(f"held by pid {lock.pid or '?'}: {lock.operation or 'a cycle'} since {short_time(lock.started_at)}",
                 style="bold yellow")
 
 
-def describe_outcome(result: dict[str, Any], what: str) -> Text:
-    """How a cycle (a result or a report summary) ended: the verdict, then the report and the first reason."""
-    status = result.get("status")
-    report = result.get("report_id")
-    delta = result.get("reward_delta")
-    reasons = result.get("reasons") or []
-    verdict = {"promoted": f"promoted {result.get('challenger_version_id') or ''}".rstrip(),
-               "dry_run": "dry run, " + ("would pass" if result.get("accepted") else "would fail"),
+def describe_outcome(result: Any, what: str) -> Text:
+    """How a cycle (its result, or the latest report in brief) ended: the verdict, then the report and the first
+    reason."""
+    status = result.status
+    report = result.report_id
+    delta = result.reward_delta
+    reasons = result.reasons or []
+    verdict = {"promoted": f"promoted {getattr(result, 'challenger_version_id', None) or ''}".rstrip(),
+               "dry_run": "dry run, " + ("would pass" if getattr(result, "accepted", False) else "would fail"),
                "rejected": "rejected", "skipped": "skipped", "cancelled": "cancelled, nothing was written"}
     style = {"promoted": "bold green", "dry_run": "cyan", "rejected": "bold red"}.get(status, "yellow")
     text = Text(f"{what}: {verdict.get(status, str(status))}", style=style)
@@ -62,7 +65,7 @@ def describe_outcome(result: dict[str, Any], what: str) -> Text:
     return text
 
 
-def status_text(overview: Overview, settings: Settings, base_dir: Path) -> Text:
+def status_text(overview: Overview, settings: Settings) -> Text:
     """The router status panel: what is active and why, what is stored, the lock and the gates."""
     text = Text()
     status = overview.status
@@ -70,7 +73,7 @@ def status_text(overview: Overview, settings: Settings, base_dir: Path) -> Text:
         text.append(f"problem: {problem}\n", style="bold red")
     if status is None:
         return text
-    current = status.get("current")
+    current = status.current
 
     def line(label: str, value: str | Text, style: str = "") -> None:
         text.append(f"{label:<10}", style="dim")
@@ -78,26 +81,27 @@ def status_text(overview: Overview, settings: Settings, base_dir: Path) -> Text:
         text.append("\n")
 
     if current:
-        line("active", current["version_id"], "bold")
+        line("active", current.version_id, "bold")
         source = {"cycle": "a cycle", "rollback": "a rollback", "manual": "hand"}.get(
-            current.get("promotion_source"), str(current.get("promotion_source")))
-        line("promoted", f"{short_time(current.get('promoted_at'))} by {source}")
-        line("prior", current.get("prior_version_id") or "none (the heuristic)")
-        summary = current.get("benchmark_summary") or {}
-        line("reward", f"{number(summary.get('avg_reward'))} · errors {percent(summary.get('error_rate'))}"
-                       f" · {number(summary.get('avg_latency_ms'), 0, ' ms')}")
+            current.promotion_source, str(current.promotion_source))
+        line("promoted", f"{short_time(current.promoted_at)} by {source}")
+        line("prior", current.prior_version_id or "none (the heuristic)")
+        summary = current.benchmark_summary
+        if summary is not None:
+            line("reward", f"{number(summary.avg_reward)} · errors {percent(summary.error_rate)}"
+                           f" · {number(summary.avg_latency_ms, 0, ' ms')}")
     else:
         line("active", "heuristic (no version yet)", "bold")
-    total = status.get("training_trajectory_count", 0)
-    unseen = status.get("unseen_trajectory_count", 0)
-    invalid = status.get("invalid_trajectory_count", 0)
+    total = status.training_trajectory_count
+    unseen = status.unseen_trajectory_count
+    invalid = status.invalid_trajectory_count
     stored = f"{total:,} trajectories · {unseen:,} new" + (f" · {invalid:,} invalid" if invalid else "")
     line("stored", stored, "yellow" if unseen >= settings.min_new_trajectories else "")
-    line("lock", describe_lock(status.get("lock")))
+    line("lock", describe_lock(status.lock))
     line("gates", describe_gates(settings, separator="\n" + " " * 10))
     if total == 0:
         text.append("\nNo trajectories yet. Fill the store with demo ones:\n", style="bold")
-        text.append(f"  memabra --headless --base-dir {base_dir} --demo-trajectories 2000\n")
+        text.append(f"  memabra --headless --base-dir {settings.base_dir} --demo-trajectories 2000\n")
         text.append("then press p to run a cycle (d for a dry run).")
     elif unseen < settings.min_new_trajectories:
         text.append(f"\nA cycle needs {settings.min_new_trajectories} new trajectories; "

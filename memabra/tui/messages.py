@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.message import Message
 
-from memabra.inspect import Overview
+from memabra.models import CurrentRouter
+from memabra.overview import Overview
+from memabra.results import CheckResult, CycleResult
 from memabra.workflow import ProgressEvent
 
 
@@ -24,7 +24,7 @@ class CycleProgress(Message):
 class CycleFinished(Message):
     """A cycle returned its result (promoted, rejected, dry_run, skipped or cancelled)."""
 
-    def __init__(self, result: dict[str, Any]):
+    def __init__(self, result: CycleResult):
         super().__init__()
         self.result = result
 
@@ -41,7 +41,7 @@ class StoreLoaded(Message):
 class RolledBack(Message):
     """A rollback made another version current."""
 
-    def __init__(self, current: dict[str, Any]):
+    def __init__(self, current: CurrentRouter):
         super().__init__()
         self.current = current
 
@@ -49,6 +49,6 @@ class RolledBack(Message):
 class CheckFinished(Message):
     """A store check (or repair) returned what it found."""
 
-    def __init__(self, result: dict[str, Any]):
+    def __init__(self, result: CheckResult):
         super().__init__()
         self.result = result

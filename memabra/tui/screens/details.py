@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rich.text import Text
 from textual import work
@@ -14,8 +13,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
-from memabra.inspect import gate_rows, metric_rows, off_policy_rows, version_diff
-from memabra.storage.versions import ReportStore, RouterVersionStore
+from memabra.evaluation.benchmark import BenchmarkSuite
+from memabra.evaluation.evaluator import Executor
+from memabra.models import BenchmarkSection, TrainingReport
+from memabra.overview import gate_rows, metric_rows, off_policy_rows, version_diff
+from memabra.storage.store import Store
 from memabra.tui.format import number, percent, short_time, signed
 
 
@@ -55,9 +57,9 @@ class DetailScreen(Screen):
 
     BINDINGS = [Binding("escape,q,backspace", "app.pop_screen", "Back")]
 
-    def __init__(self, base_dir: Path, document_id: str):
+    def __init__(self, store: Store, document_id: str):
         super().__init__()
-        self.base_dir = base_dir
+        self.store = store
         self.document_id = document_id
 
     def compose(self) -> ComposeResult:
@@ -88,9 +90,11 @@ class DetailScreen(Screen):
 class VersionScreen(DetailScreen):
     """One version: metrics, the gates it passed, lineage, and how it differs from the version it replaced."""
 
-    def __init__(self, base_dir: Path, version_id: str, seed: int = 7):
-        super().__init__(base_dir, version_id)
-        self.seed = seed
+    def __init__(self, store: Store, version_id: str,
+                 benchmark: Callable[[], tuple[BenchmarkSuite, Executor | None]]):
+        super().__init__(store, version_id)
+        self.benchmark = benchmark
+        """The evidence cycles are decided on, so the difference shown is the one gates would see."""
 
     def on_mount(self) -> None:
         self.sub_title = f"version {self.document_id}"
@@ -98,10 +102,11 @@ class VersionScreen(DetailScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def load(self) -> None:
-        store = RouterVersionStore(self.base_dir)
-        version = store.get_version(self.document_id)
-        current = store.current()
-        diff = version_diff(self.base_dir, self.document_id, self.seed)
+        versions = self.store.versions
+        version = versions.get_version(self.document_id)
+        current = versions.current()
+        suite, executor = self.benchmark()
+        diff = version_diff(self.store, self.document_id, suite, executor)
         self.app.call_from_thread(self.render_version, version.model_dump(mode="json"),
                                   current.version_id if current else None, diff)
 
@@ -150,35 +155,35 @@ class ReportScreen(DetailScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def load(self) -> None:
-        report = ReportStore(self.base_dir).get(self.document_id)
-        self.app.call_from_thread(self.render_report, report.model_dump(mode="json"))
+        report = self.store.reports.get(self.document_id)
+        self.app.call_from_thread(self.render_report, report)
 
-    async def render_report(self, report: dict[str, Any]) -> None:
-        status = report["status"]
+    async def render_report(self, report: TrainingReport) -> None:
+        status = report.status
         colour = {"promoted": "bold green", "rejected": "bold red"}.get(status, "cyan")
         verdict = status.replace("_", " ")
         if status == "dry_run":
-            verdict += ", would pass" if report["accepted"] else ", would fail"
+            verdict += ", would pass" if report.accepted else ", would fail"
         summary = Text.assemble(
-            (f"report {report['report_id']}  ", "bold"), (verdict, colour),
-            f"\nfinished {short_time(report.get('finished_at'))} UTC · baseline "
-            f"{report.get('baseline_version_id') or 'built-in heuristic'} · challenger saved as "
-            f"{report.get('challenger_version_id') or 'nothing (not promoted)'}\n"
-            f"trained on {report['training_trajectory_count']:,} trajectories "
-            f"({report['new_trajectory_count']:,} new, {report['invalid_trajectory_count']:,} invalid)")
+            (f"report {report.report_id}  ", "bold"), (verdict, colour),
+            f"\nfinished {short_time(report.finished_at)} UTC · baseline "
+            f"{report.baseline_version_id or 'built-in heuristic'} · challenger saved as "
+            f"{report.challenger_version_id or 'nothing (not promoted)'}\n"
+            f"trained on {report.training_trajectory_count:,} trajectories "
+            f"({report.new_trajectory_count:,} new, {report.invalid_trajectory_count:,} invalid)")
         widgets: list = [Static(summary), section("Baseline against challenger"),
-                         metrics_table(report["baseline"], report["challenger"], "baseline", "challenger"),
-                         section("Gates"), gates_table(report["gates"])]
-        if report.get("reasons"):
-            widgets.append(Static(Text("\n".join(f"• {reason}" for reason in report["reasons"]), style="red")))
-        widgets.extend(benchmark_widgets(report.get("benchmark") or {}))
-        estimates = off_policy_rows(report)
-        if estimates:
-            held_out = (report.get("off_policy") or {}).get("held_out_count")
-            widgets.append(section("Off-policy estimates" + (f" ({held_out:,} held-out trajectories)"
-                                                             if isinstance(held_out, int) else "")))
+                         metrics_table(report.baseline.model_dump(), report.challenger.model_dump(), "baseline",
+                                       "challenger"),
+                         section("Gates"), gates_table(report.gates)]
+        if report.reasons:
+            widgets.append(Static(Text("\n".join(f"• {reason}" for reason in report.reasons), style="red")))
+        widgets.extend(benchmark_widgets(report.benchmark))
+        off_policy = report.off_policy
+        estimates = off_policy_rows(off_policy)
+        if off_policy is not None and estimates:
+            widgets.append(section(f"Off-policy estimates ({off_policy.held_out_count:,} held-out trajectories)"))
             table = DataTable(show_cursor=False, classes="detail-table")
-            table.add_columns("estimator", "router", "estimate", "95% interval", "ESS")
+            table.add_columns("estimator", "router", "estimate", f"{off_policy.level:.0%} interval", "ESS")
             for row in estimates:
                 interval = (f"{row['low']:.3f} … {row['high']:.3f}"
                             if row["low"] is not None and row["high"] is not None else "–")
@@ -186,27 +191,27 @@ class ReportScreen(DetailScreen):
                 table.add_row(row["estimator"].upper(), row["side"], estimate, interval,
                               number(row["ess"], 0) if row["ess"] is not None else "–")
             widgets.append(table)
-            warnings = list((report.get("off_policy") or {}).get("warnings") or [])
-            if (report.get("off_policy") or {}).get("propensities_suspect"):
+            warnings = list(off_policy.warnings)
+            if off_policy.propensities_suspect:
                 warnings.insert(0, "the logged propensities look wrong; these estimates are not to be trusted")
             if warnings:
                 widgets.append(Static(Text("\n".join(f"⚠ {warning}" for warning in warnings), style="yellow")))
         await self.show(widgets)
 
 
-def benchmark_widgets(benchmark: dict[str, Any]) -> list:
+def benchmark_widgets(benchmark: BenchmarkSection | None) -> list:
     """The benchmark part of a report: oracle value, decision changes and reward by family."""
-    if not benchmark:
+    if benchmark is None:
         return []
-    line = Text(f"{benchmark.get('suite', 'benchmark')}: {benchmark.get('task_count', '–')} tasks · the "
-                f"challenger changes {benchmark.get('decision_change_share', 0):.0%} of decisions")
-    if benchmark.get("oracle_value") is not None:
-        line.append(f" · best possible {number(benchmark['oracle_value'])}, expected baseline "
-                    f"{number(benchmark.get('baseline_expected_value'))}, challenger "
-                    f"{number(benchmark.get('challenger_expected_value'))}")
+    line = Text(f"{benchmark.suite}: {benchmark.task_count} tasks · the "
+                f"challenger changes {benchmark.decision_change_share:.0%} of decisions")
+    if benchmark.oracle_value is not None:
+        line.append(f" · best possible {number(benchmark.oracle_value)}, expected baseline "
+                    f"{number(benchmark.baseline_expected_value)}, challenger "
+                    f"{number(benchmark.challenger_expected_value)}")
     widgets: list = [section("Benchmark"), Static(line)]
-    baseline = benchmark.get("baseline_family_rewards") or {}
-    challenger = benchmark.get("challenger_family_rewards") or {}
+    baseline = benchmark.baseline_family_rewards
+    challenger = benchmark.challenger_family_rewards
     if baseline and challenger:
         table = DataTable(show_cursor=False, classes="detail-table")
         table.add_columns("task family", "baseline", "challenger", "change")

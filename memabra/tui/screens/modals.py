@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,9 +11,10 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static
 
-from memabra.models import PromotionPolicy
-from memabra.settings import Settings
-from memabra.storage.documents import describe_validation_error
+from memabra.api import resolve_settings
+from memabra.errors import SettingError
+from memabra.results import CheckResult
+from memabra.settings import GATE_FIELDS, Settings, setting_fields
 
 
 class RollbackScreen(ModalScreen[bool]):
@@ -65,16 +65,13 @@ class HelpScreen(ModalScreen[None]):
             yield Static("esc closes", classes="note")
 
 
-POLICY_FIELDS: tuple[tuple[str, str], ...] = (
-    ("min_reward_delta", "reward must improve by at least"),
-    ("max_error_rate_increase", "error rate may rise by at most"),
-    ("max_latency_increase_ms", "latency may rise by at most (ms)"),
-    ("required_task_count", "benchmark must run at least (tasks)"),
-)
+POLICY_FIELDS: tuple[str, ...] = (*GATE_FIELDS, "min_new_trajectories")
+"""What the gates dialog edits: every gate, then the minimum of new trajectories a cycle needs."""
 
 
 class PolicyScreen(ModalScreen[dict[str, Any] | None]):
-    """Edit the promotion gates used by the next cycles started here (the store is not changed)."""
+    """Edit the promotion gates (and the minimum of new trajectories) used by the next cycles; each field is
+    generated from the setting's own declaration, its description shown beside it."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
@@ -83,13 +80,16 @@ class PolicyScreen(ModalScreen[dict[str, Any] | None]):
         self.settings = settings
 
     def compose(self) -> ComposeResult:
+        fields = setting_fields()
         with Vertical(id="policy", classes="dialog"):
             yield Static(Text("Promotion gates for the next cycles", style="bold"))
             with Grid(id="policy-fields"):
-                for name, label in POLICY_FIELDS:
-                    yield Label(label)
-                    yield Input(str(getattr(self.settings, name)), id=name, compact=True,
-                                type="integer" if name == "required_task_count" else "number")
+                for name in POLICY_FIELDS:
+                    info = fields[name]
+                    yield Label(name)
+                    kind = {int: "integer", float: "number"}.get(info.annotation, "text")
+                    yield Input(str(self.settings.value(name)), id=name, compact=True, type=kind,
+                                tooltip=" ".join((info.description or "").split()))
             yield Static("", id="policy-error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Apply (enter)", variant="primary", id="apply")
@@ -105,13 +105,13 @@ class PolicyScreen(ModalScreen[dict[str, Any] | None]):
             self.dismiss(None)
 
     def apply(self) -> None:
-        values = {name: self.query_one(f"#{name}", Input).value.strip() for name, _ in POLICY_FIELDS}
+        values = {name: self.query_one(f"#{name}", Input).value.strip() for name in POLICY_FIELDS}
         try:
-            policy = PromotionPolicy(**values)
-        except ValidationError as exc:
-            self.query_one("#policy-error", Static).update(describe_validation_error(exc))
+            settings = resolve_settings(self.settings, **values)
+        except SettingError as exc:
+            self.query_one("#policy-error", Static).update(str(exc))
             return
-        self.dismiss(policy.model_dump(include={name for name, _ in POLICY_FIELDS}))
+        self.dismiss({name: settings.value(name) for name in POLICY_FIELDS})
 
 
 class ErrorScreen(ModalScreen[None]):
@@ -137,27 +137,26 @@ class CheckScreen(ModalScreen[bool]):
 
     BINDINGS = [Binding("escape,q", "dismiss(False)", "Close"), Binding("R", "repair", "Repair")]
 
-    def __init__(self, result: dict[str, Any]):
+    def __init__(self, result: CheckResult):
         super().__init__()
         self.result = result
 
     def compose(self) -> ComposeResult:
         result = self.result
-        repaired = result["repaired_count"]
-        if result["repair"]:
-            title = Text(f"Repair: {repaired} of {result['problem_count']} problems fixed",
-                         style="bold green" if result["healthy"] else "bold yellow")
+        if result.repair:
+            title = Text(f"Repair: {result.repaired_count} of {result.problem_count} problems fixed",
+                         style="bold green" if result.healthy else "bold yellow")
         else:
-            title = Text(f"The check found {result['problem_count']} problem(s)", style="bold red")
+            title = Text(f"The check found {result.problem_count} problem(s)", style="bold red")
         with Vertical(id="check", classes="dialog"):
             yield Static(title)
             table = DataTable(show_cursor=False, id="check-problems")
             table.add_columns("file", "problem", "fix")
-            for problem in result["problems"]:
-                fix = Text(problem["fix"], style="green") if problem["repaired"] else problem["fix"]
-                table.add_row(problem["path"], problem["problem"], fix)
+            for problem in result.problems:
+                fix = Text(problem.fix, style="green") if problem.repaired else problem.fix
+                table.add_row(problem.path, problem.problem, fix)
             yield table
-            can_repair = not result["repair"]
+            can_repair = not result.repair
             note = ("Repair (as `--check --repair`) moves unreadable files to quarantine/ (it never deletes a "
                     "document), seals dead writers' journals and removes leftover temp files, under the store's "
                     "lock." if can_repair else
@@ -169,7 +168,7 @@ class CheckScreen(ModalScreen[bool]):
                 yield Button("Close (esc)", variant="primary", id="close")
 
     def action_repair(self) -> None:
-        if not self.result["repair"]:
+        if not self.result.repair:
             self.dismiss(True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

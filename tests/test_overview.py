@@ -3,12 +3,15 @@
 import orjson
 import pytest
 
+from memabra.demo.world import DemoWorld
 from memabra.errors import BadInputError
-from memabra.inspect import (
+from memabra.overview import (
     gate_rows, load_overview, metric_rows, off_policy_rows, report_rows, store_fingerprint, version_diff, version_rows,
 )
 from memabra.storage.versions import ReportStore, RouterVersionStore
 from tests.console_store import OFF_POLICY, add_off_policy
+
+SUITE = DemoWorld(7).benchmark_suite()
 
 
 def test_history_lists_versions_and_reports_newest_first(history_store):
@@ -16,7 +19,7 @@ def test_history_lists_versions_and_reports_newest_first(history_store):
     assert [row.version_id for row in overview.versions] == ["20260105-120000", "20260105-100000", "20260105-090000"]
     assert [row.active for row in overview.versions] == [True, False, False]
     assert [row.status for row in overview.reports] == ["rejected", "promoted", "dry_run", "promoted", "promoted"]
-    assert overview.reports[0].first_reason.startswith("reward_delta ") and "< 0" in overview.reports[0].first_reason
+    assert overview.reports[0].first_reason.startswith("reward_delta ") and "< 0.5" in overview.reports[0].first_reason
     assert overview.reports[1].first_reason == ""
     assert overview.versions[0].training_trajectory_count == 1000
     assert overview.status["current"]["version_id"] == "20260105-120000"
@@ -60,29 +63,29 @@ def test_version_diff_matches_the_report_that_promoted_it(history_store):
     for version_id in ("20260105-090000", "20260105-100000", "20260105-120000"):
         version = RouterVersionStore(history_store).get_version(version_id)
         report = ReportStore(history_store).get(version.report_id)
-        diff = version_diff(history_store, version_id)
+        diff = version_diff(history_store, version_id, SUITE)
         assert diff["compared_with"] == version.parent_version_id == report.baseline_version_id
-        assert diff["decision_change_share"] == pytest.approx(report.benchmark["decision_change_share"])
+        assert diff["decision_change_share"] == pytest.approx(report.benchmark.decision_change_share)
         assert diff["avg_reward_after"] == pytest.approx(report.challenger.avg_reward)
         assert diff["avg_reward_before"] == pytest.approx(report.baseline.avg_reward)
         by_family = {row["family"]: row for row in diff["families"]}
-        assert set(by_family) == set(report.benchmark["challenger_family_rewards"])
-        for family, reward in report.benchmark["challenger_family_rewards"].items():
+        assert set(by_family) == set(report.benchmark.challenger_family_rewards)
+        for family, reward in report.benchmark.challenger_family_rewards.items():
             assert by_family[family]["after"] == pytest.approx(reward)
-            assert by_family[family]["change"] == pytest.approx(reward - report.benchmark["baseline_family_rewards"][family])
-    assert version_diff(history_store, "20260105-090000")["compared_with"] is None
+            assert by_family[family]["change"] == pytest.approx(reward - report.benchmark.baseline_family_rewards[family])
+    assert version_diff(history_store, "20260105-090000", SUITE)["compared_with"] is None
 
 
 def test_version_diff_of_unknown_version_is_bad_input(history_store):
     with pytest.raises(BadInputError):
-        version_diff(history_store, "20990101-000000")
+        version_diff(history_store, "20990101-000000", SUITE)
 
 
 def test_gate_and_metric_rows(history_store):
     report = ReportStore(history_store).get("20260105-130000")
     gates = gate_rows(report.gates)
     assert [row["gate"] for row in gates] == ["reward_delta", "error_rate_delta", "latency_delta_ms", "task_count"]
-    assert gates[0]["passed"] is False and gates[0]["rule"] == ">= 0"
+    assert gates[0]["passed"] is False and gates[0]["rule"] == ">= 0.5"
     assert gates[3] == {"gate": "task_count", "value": 160, "rule": ">= 20", "threshold_name": "required_task_count",
                         "passed": True}
     rows = metric_rows(report.baseline.model_dump(), report.challenger.model_dump())
@@ -91,10 +94,10 @@ def test_gate_and_metric_rows(history_store):
 
 def test_off_policy_rows_when_present_and_absent(history_store):
     raw = orjson.loads((history_store / "training-reports" / "20260105-130000.json").read_bytes())
-    assert off_policy_rows(raw) == []
+    assert not raw["off_policy"]["estimators"] and off_policy_rows(None) == []
     add_off_policy(history_store, "20260105-130000")
-    report = ReportStore(history_store).get("20260105-130000").model_dump(mode="json")
-    rows = off_policy_rows(report)
+    report = ReportStore(history_store).get("20260105-130000")
+    rows = off_policy_rows(report.off_policy)
     assert [(row["estimator"], row["side"]) for row in rows] == [
         ("ips", "baseline"), ("ips", "challenger"), ("ips", "delta"),
         ("dr", "baseline"), ("dr", "challenger"), ("dr", "delta")]

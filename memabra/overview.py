@@ -7,16 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memabra.demo.world import DemoWorld
 from memabra.errors import CorruptDocumentError, MemabraError
-from memabra.evaluation.evaluator import Evaluator
+from memabra.evaluation.benchmark import BenchmarkSuite
+from memabra.evaluation.evaluator import Evaluator, Executor
 from memabra.learning.routers import HeuristicRouter
-from memabra.models import GateResult
+from memabra.learning.versions import load_version_router
+from memabra.models import GateResult, OffPolicySection
+from memabra.results import StoreStatus
 from memabra.status import store_status
 from memabra.storage.atomic import read_json
 from memabra.storage.folders import TimestampedFolder
-from memabra.storage.layout import StoreLayout
-from memabra.storage.versions import ReportStore, RouterVersionStore
+from memabra.storage.store import Store
 
 OFF_POLICY_ESTIMATORS = ("ips", "snips", "dm", "dr")
 """Off-policy estimators in the order reports list them (unknown ones follow, sorted)."""
@@ -54,7 +55,7 @@ class ReportRow:
 class Overview:
     """Everything the console's main screen shows, read in one pass."""
 
-    status: dict[str, Any] | None
+    status: StoreStatus | None
     versions: list[VersionRow]
     reports: list[ReportRow]
     problems: list[str] = field(default_factory=list)
@@ -82,11 +83,11 @@ def _raw_documents(folder: TimestampedFolder, problems: list[str]) -> list[dict[
     return documents
 
 
-def version_rows(base_dir: Path, active_id: str | None, problems: list[str] | None = None) -> list[VersionRow]:
+def version_rows(store: Store | Path, active_id: str | None, problems: list[str] | None = None) -> list[VersionRow]:
     """Every version, newest first, read as plain JSON (weights are never validated here, so 1,000 load fast)."""
     problems = [] if problems is None else problems
     rows = []
-    for document in _raw_documents(RouterVersionStore(base_dir).versions, problems):
+    for document in _raw_documents(Store.of(store).versions.versions, problems):
         metrics = document.get("metrics") or {}
         rows.append(VersionRow(
             version_id=document.get("version_id", "?"), created_at=str(document.get("created_at", "")),
@@ -98,11 +99,11 @@ def version_rows(base_dir: Path, active_id: str | None, problems: list[str] | No
     return rows
 
 
-def report_rows(base_dir: Path, problems: list[str] | None = None) -> list[ReportRow]:
+def report_rows(store: Store | Path, problems: list[str] | None = None) -> list[ReportRow]:
     """Every training report, newest first, read as plain JSON."""
     problems = [] if problems is None else problems
     rows = []
-    for document in _raw_documents(ReportStore(base_dir), problems):
+    for document in _raw_documents(Store.of(store).reports, problems):
         reasons = document.get("reasons") or []
         failed = [gate for gate in document.get("gates") or [] if isinstance(gate, dict) and not gate.get("passed")]
         rows.append(ReportRow(
@@ -119,23 +120,24 @@ def short_gate_reason(gate: dict[str, Any]) -> str:
     return f"{gate.get('gate')} {gate.get('value', 0):.2g} {missed} {gate.get('threshold', 0):g}"
 
 
-def load_overview(base_dir: Path) -> Overview:
+def load_overview(store: Store | Path) -> Overview:
     """Status, versions and reports of a store; a damaged part becomes a problem line instead of an error."""
+    store = Store.of(store)
     problems: list[str] = []
     try:
-        status = store_status(base_dir)
+        status = store_status(store)
     except MemabraError as exc:
         status = None
         problems.append(str(exc))
-    active_id = ((status or {}).get("current") or {}).get("version_id")
-    versions = version_rows(base_dir, active_id, problems)
-    reports = report_rows(base_dir, problems)
+    active_id = status.current.version_id if status and status.current else None
+    versions = version_rows(store, active_id, problems)
+    reports = report_rows(store, problems)
     return Overview(status=status, versions=versions, reports=reports, problems=problems)
 
 
-def store_fingerprint(base_dir: Path) -> tuple:
+def store_fingerprint(store: Store | Path) -> tuple:
     """A cheap summary (sizes and mtimes) that changes whenever a cycle, rollback or append changes the store."""
-    layout = StoreLayout(base_dir)
+    layout = Store.of(store).layout
     watched = (layout.current_path, layout.versions_dir, layout.reports_dir, layout.trajectories_dir,
                layout.seen_path, layout.lock_path)
     fingerprint = []
@@ -149,17 +151,17 @@ def store_fingerprint(base_dir: Path) -> tuple:
     return tuple(fingerprint)
 
 
-def version_diff(base_dir: Path, version_id: str, seed: int = 7) -> dict[str, Any]:
-    """How a version routes the demo benchmark differently from the version it replaced (its parent, else the
+def version_diff(store: Store | Path, version_id: str, suite: BenchmarkSuite,
+                 executor: Executor | None = None) -> dict[str, Any]:
+    """How a version routes the given benchmark differently from the version it replaced (its parent, else the
     built-in heuristic): share of decisions that change, and reward by task family before and after."""
-    store = RouterVersionStore(base_dir)
-    version = store.get_version(version_id)
+    versions = Store.of(store).versions
+    version = versions.get_version(version_id)
     previous_id = version.parent_version_id
-    previous = store.load_router(previous_id) if previous_id else HeuristicRouter()
-    suite = DemoWorld(seed).benchmark_suite()
-    evaluator = Evaluator()
+    previous = load_version_router(versions, previous_id) if previous_id else HeuristicRouter()
+    evaluator = Evaluator(executor)
     before = evaluator.evaluate(previous, suite)
-    after = evaluator.evaluate(store.load_router(version_id), suite)
+    after = evaluator.evaluate(load_version_router(versions, version_id), suite)
     changed = sum(1 for task_id, chosen in after.decisions.items() if before.decisions.get(task_id) != chosen)
     families = [
         {"family": family, "before": before.family_rewards.get(family), "after": reward,
@@ -200,19 +202,16 @@ def gate_rows(gates: list[GateResult | dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def off_policy_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The report's off-policy estimates as rows (estimator, side, estimate, low, high, ess); [] when absent."""
-    off_policy = report.get("off_policy")
-    if not isinstance(off_policy, dict):
+def off_policy_rows(off_policy: OffPolicySection | None) -> list[dict[str, Any]]:
+    """A report's off-policy estimates as rows (estimator, side, estimate, low, high, ess); [] when absent."""
+    if off_policy is None:
         return []
-    estimators = off_policy.get("estimators") or {}
+    estimators = off_policy.estimators
     order = [name for name in OFF_POLICY_ESTIMATORS if name in estimators]
     order += sorted(name for name in estimators if name not in OFF_POLICY_ESTIMATORS)
     rows = []
     for name in order:
         for side in ("baseline", "challenger", "delta"):
-            values = (estimators[name] or {}).get(side)
-            if isinstance(values, dict):
-                rows.append({"estimator": name, "side": side, "estimate": values.get("estimate"),
-                             "low": values.get("low"), "high": values.get("high"), "ess": values.get("ess")})
+            values = getattr(estimators[name], side)
+            rows.append({"estimator": name, "side": side, **values.model_dump()})
     return rows

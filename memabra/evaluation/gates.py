@@ -1,0 +1,62 @@
+"""The gate stage: a challenger is promoted only when every gate of the policy passes."""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict
+
+from memabra.models import BenchmarkMetrics, GatePolicy, GateResult, PromotionDecision, UncertaintyEvidence
+
+
+class PromotionPolicy(GatePolicy):
+    """The gates a challenger must pass to be promoted: four always, two that know their uncertainty on request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def evaluate(self, baseline: BenchmarkMetrics, challenger: BenchmarkMetrics,
+                 evidence: UncertaintyEvidence | None = None) -> PromotionDecision:
+        """Check every gate; the decision names each failing one with its value and threshold."""
+        evidence = evidence or UncertaintyEvidence()
+        gates = [
+            GateResult.check("reward_delta", challenger.avg_reward - baseline.avg_reward, ">=", self.min_reward_delta,
+                             "min_reward_delta"),
+            GateResult.check("error_rate_delta", challenger.error_rate - baseline.error_rate, "<=",
+                             self.max_error_rate_increase, "max_error_rate_increase"),
+            GateResult.check("latency_delta_ms", challenger.avg_latency_ms - baseline.avg_latency_ms, "<=",
+                             self.max_latency_increase_ms, "max_latency_increase_ms"),
+            GateResult.check("task_count", challenger.task_count, ">=", self.required_task_count,
+                             "required_task_count"),
+        ]
+        if self.reward_delta_bound != "off":
+            gates.append(self._reward_delta_bound_gate(evidence))
+        if self.min_effective_sample_size > 0:
+            gate = GateResult.check("effective_sample_size", evidence.effective_sample_size, ">=",
+                                    self.min_effective_sample_size, "min_effective_sample_size")
+            if not gate.passed:
+                gate.explanation = (
+                    f"too little held-out traffic supports the challenger's estimate: "
+                    f"{evidence.effective_sample_size:.1f} effective samples, min_effective_sample_size is "
+                    f"{self.min_effective_sample_size:g} (log more exploring traffic, raise holdout_share, or "
+                    f"lower min_effective_sample_size)")
+            gates.append(gate)
+        return PromotionDecision(
+            accepted=all(gate.passed for gate in gates),
+            gates=gates,
+            reasons=[gate.reason for gate in gates if not gate.passed],
+        )
+
+    def _reward_delta_bound_gate(self, evidence: UncertaintyEvidence) -> GateResult:
+        interval = evidence.benchmark_delta if self.reward_delta_bound == "benchmark" else evidence.doubly_robust_delta
+        if interval is None:
+            missing = ("no benchmark interval" if self.reward_delta_bound == "benchmark"
+                       else evidence.unavailable_reason)
+            return GateResult(gate="reward_delta_lower_bound", value=0.0, comparison=">=",
+                              threshold=self.min_reward_delta, threshold_name="min_reward_delta", passed=False,
+                              explanation=f"the challenger's reward gain could not be bounded: {missing}")
+        gate = GateResult.check("reward_delta_lower_bound", interval.low, ">=", self.min_reward_delta,
+                                "min_reward_delta")
+        if not gate.passed:
+            gate.explanation = (
+                f"the challenger's reward gain is not clearly above min_reward_delta {self.min_reward_delta:g}: "
+                f"it is {interval.estimate:+.4f}, but its {interval.level:.0%} interval ({interval.source}) reaches "
+                f"down to {interval.low:+.4f}")
+        return gate

@@ -1,0 +1,158 @@
+"""What the engine hands the front ends: typed results, turned into JSON only at the CLI's edge.
+
+Each reads like its JSON document too (`result["status"]`), so scripts written against the documents keep working.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from memabra.models import (
+    BenchmarkMetrics,
+    BenchmarkSection,
+    CurrentRouter,
+    GatePolicy,
+    GateResult,
+    OffPolicySection,
+    TrainingReport,
+)
+
+
+class Result(BaseModel):
+    """Base of every result: plain fields, and read like the JSON document it prints as."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document the CLI prints for this result."""
+        return self.model_dump(mode="json")
+
+    def __getitem__(self, key: str) -> Any:
+        return self.document()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field of the JSON document, or default."""
+        return self.document().get(key, default)
+
+    def keys(self):
+        return self.document().keys()
+
+
+class CaseIndexSummary(Result):
+    """The episodic case index a command loaded or rebuilt."""
+
+    path: str
+    case_count: int
+    rebuilt: bool
+
+
+CycleStatus = Literal["promoted", "rejected", "dry_run", "skipped", "cancelled"]
+
+
+class CycleResult(Result):
+    """One cycle's outcome: the training report's fields (null where the cycle wrote none), then how it ran."""
+
+    report_id: str | None = None
+    status: CycleStatus
+    dry_run: bool
+    accepted: bool = False
+    started_at: datetime
+    finished_at: datetime
+    baseline_version_id: str | None = None
+    challenger_version_id: str | None = None
+    new_trajectory_count: int | None = None
+    training_trajectory_count: int | None = None
+    invalid_trajectory_count: int | None = None
+    baseline: BenchmarkMetrics | None = None
+    challenger: BenchmarkMetrics | None = None
+    reward_delta: float | None = None
+    error_rate_delta: float | None = None
+    latency_delta_ms: float | None = None
+    policy: GatePolicy | None = None
+    gates: list[GateResult] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    benchmark: BenchmarkSection | None = None
+    off_policy: OffPolicySection | None = None
+    baseline_router: Literal["heuristic", "version"] | None = None
+    """What the challenger was compared with: the built-in heuristic or a saved version."""
+    case_index: CaseIndexSummary | None = None
+
+    @classmethod
+    def of_report(cls, report: TrainingReport, **extra: Any) -> "CycleResult":
+        """The result of a cycle that wrote this report."""
+        fields = {name: getattr(report, name) for name in TrainingReport.model_fields if name in cls.model_fields}
+        return cls(**fields, **extra)
+
+
+class RecentValue(Result):
+    """The active router's SNIPS value on the newest logged traffic, with its interval."""
+
+    estimator: str
+    estimate: float
+    low: float
+    high: float
+    ess: float
+    level: float
+    trajectory_count: int
+    excluded_count: int
+
+
+class LatestReport(Result):
+    """The newest readable training report, in brief."""
+
+    report_id: str
+    status: str
+    finished_at: datetime
+    reward_delta: float
+    reasons: list[str]
+
+
+class LockHolder(Result):
+    """Who holds the store's lock."""
+
+    pid: int | None
+    started_at: str | None
+    operation: str | None
+
+
+class StoreStatus(Result):
+    """A snapshot of the store, always with the same keys."""
+
+    base_dir: str
+    current: CurrentRouter | None
+    active_router: Literal["heuristic", "version"]
+    trajectory_count: int
+    training_trajectory_count: int
+    benchmark_trajectory_count: int
+    unseen_trajectory_count: int
+    invalid_trajectory_count: int
+    seen_trajectory_count: int
+    version_count: int
+    report_count: int
+    latest_report: LatestReport | None
+    lock: LockHolder | None
+    recent_value: RecentValue | None
+
+
+class Problem(Result):
+    """One thing wrong with the store: where, what, how to fix it, and whether repair did."""
+
+    path: str
+    problem: str
+    fix: str
+    repaired: bool = False
+
+
+class CheckResult(Result):
+    """What `--check` found (and, with repair, fixed)."""
+
+    base_dir: str
+    healthy: bool
+    repair: bool
+    problem_count: int
+    repaired_count: int
+    problems: list[Problem]
+    checked: dict[str, int]
