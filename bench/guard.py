@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "guard.json"
 EPSILON = 0.2
 KINDS = len(OFFERED_KINDS)
 CHECK_EVERY = 50
-POLICY = GuardPolicy(margin=0.02, min_traffic=200, max_watch=5000, level=0.95, estimator="dr",
+POLICY = GuardPolicy(margin=0.01, min_traffic=200, max_watch=5000, level=0.9, estimator="dr",
                      max_importance_weight=KINDS / EPSILON)
 """The bound on importance weights is the logging policy's own: epsilon-greedy 0.2 over 5 candidates."""
 QUALITY = np.array([[family.quality[kind] for kind in OFFERED_KINDS] for family in FAMILIES])
@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     timings = {}
     for name, run in (("a_no_regression", lambda: part_false_alarms(int(200 * scale), POLICY)),
                       ("b_planted_regression", lambda: part_detection(max(5, int(50 * scale)), POLICY)),
+                      ("b_planted_regression_margin_0", lambda: part_detection(
+                          max(5, int(50 * scale)), POLICY.model_copy(update={"margin": 0.0}))),
                       ("c_heavy_tails", lambda: part_heavy_tails(int(200 * scale))),
                       ("d_store_traffic", lambda: part_store_traffic(max(2, int(20 * scale))))):
         start = time.perf_counter()

@@ -75,7 +75,7 @@ class BettingSequence:
     """
 
     def __init__(self, low: float, high: float = math.inf, *, mean_low: float | None = None,
-                 mean_high: float | None = None, grid_size: int = DEFAULT_GRID_SIZE):
+                 mean_high: float | None = None, grid_size: int = DEFAULT_GRID_SIZE, max_bet: float = MAX_BET):
         if not math.isfinite(low) or not high > low:
             raise ValueError(f"the range [{low}, {high}] must have a finite low end below its high end")
         self.low, self.high = float(low), float(high)
@@ -83,6 +83,8 @@ class BettingSequence:
         self.mean_high = self.high if mean_high is None else float(mean_high)
         if not (math.isfinite(self.mean_high) and self.low <= self.mean_low < self.mean_high <= self.high):
             raise ValueError("the mean's range must be finite and lie inside the observations' range")
+        if not 0.0 < max_bet < 1.0:
+            raise ValueError("max_bet must lie strictly between 0 and 1")
         if grid_size < 3:
             raise ValueError("grid_size must be at least 3")
         self.one_sided = not math.isfinite(self.high)
@@ -98,8 +100,8 @@ class BettingSequence:
         self._log_best = np.full(grid_size, -np.inf)
         self._active = slice(0, grid_size)
         with np.errstate(divide="ignore"):
-            self._cap_up = MAX_BET / (self.grid - self.low)
-            self._cap_down = np.zeros(grid_size) if self.one_sided else MAX_BET / (self.high - self.grid)
+            self._cap_up = max_bet / (self.grid - self.low)
+            self._cap_down = np.zeros(grid_size) if self.one_sided else max_bet / (self.high - self.grid)
 
     def update(self, values) -> "BettingSequence":
         """Add a batch of observations (in order); costs batch size x grid size."""

@@ -23,6 +23,8 @@ Verdict = Literal["idle", "watching", "healthy", "regressed"]
 VALUE_GRID_SIZE = 201
 """Grid of the per-version value sequences (figures for the operator, not the verdict)."""
 DIFFERENCE_GRID_SIZE = 1001
+DIFFERENCE_MAX_BET = 0.9
+"""The difference's weight bound is a worst case rarely met, so its bets may stake closer to the safe limit."""
 MODEL_SHRINKAGE = 2.0
 """Pseudo-observations pulling a candidate's predicted reward toward the overall mean."""
 
@@ -30,14 +32,15 @@ MODEL_SHRINKAGE = 2.0
 class GuardPolicy(BaseModel):
     """When a promoted version counts as regressed, healthy, or still watched."""
 
-    margin: float = Field(0.02, ge=0.0)
+    margin: float = Field(0.01, ge=0.0)
     """The promoted version regresses when its value is below the prior's by more than this, with confidence."""
     min_traffic: int = Field(200, ge=1)
     """Served trajectories with a propensity needed before any verdict but `watching`."""
     max_watch: int = Field(5000, ge=1)
     """Served trajectories watched at most; later ones are not read and the watch ends `healthy` unless regressed."""
-    level: float = Field(0.95, gt=0.0, lt=1.0)
-    """Level of the two-sided confidence sequences; a false `regressed` has probability at most (1 - level) / 2."""
+    level: float = Field(0.9, gt=0.0, lt=1.0)
+    """Level of the two-sided confidence sequences: a false `regressed` has probability at most (1 - level) / 2,
+    5% by default, however often the guard checks."""
     estimator: Literal["dr", "ips"] = "dr"
     """`dr`: doubly robust with a reward model fitted only on earlier traffic; `ips`: needs no weight bound."""
     max_importance_weight: float = Field(50.0, gt=1.0)
@@ -184,7 +187,7 @@ class GuardMonitor:
         weight = self.policy.max_importance_weight
         if self.policy.estimator == "dr":
             self._difference = BettingSequence(-weight, weight, mean_low=-1.0, mean_high=1.0,
-                                               grid_size=DIFFERENCE_GRID_SIZE)
+                                               grid_size=DIFFERENCE_GRID_SIZE, max_bet=DIFFERENCE_MAX_BET)
         else:  # promoted-above and prior-above sequences on nonnegative terms with means 1 + diff and 1 - diff
             self._difference_up = BettingSequence(0.0, mean_high=2.0, grid_size=DIFFERENCE_GRID_SIZE)
             self._difference_down = BettingSequence(0.0, mean_high=2.0, grid_size=DIFFERENCE_GRID_SIZE)
