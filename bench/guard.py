@@ -20,7 +20,7 @@ import numpy as np
 from memabra.demo.world import BASE_LATENCY_MS, ERROR_RATE, FAMILIES, OFFERED_KINDS, REWARD_NOISE, DemoWorld
 from memabra.evaluation import offpolicy
 from memabra.evaluation.confidence import ips_sequence, mean_sequence
-from memabra.evaluation.guard import (CandidateKeys, GuardMonitor, GuardPolicy, batch_from_trajectories)
+from memabra.evaluation.guard import CandidateKeys, GuardBatch, GuardMonitor, GuardPolicy, batch_from_trajectories
 from memabra.learning.exploration import ExplorationPolicy
 from memabra.learning.routers import ScoringRouter
 from memabra.models import Decision, Outcome, Trajectory
@@ -84,7 +84,6 @@ def stream(rng: np.random.Generator, size: int, promoted: np.ndarray, prior: np.
 def watch(seed: int, promoted: np.ndarray, prior: np.ndarray, policy: GuardPolicy, size: int,
           failing_promoted: bool = False) -> tuple[int | None, dict]:
     """Check after every CHECK_EVERY decisions; the traffic count at the first `regressed`, and the last report."""
-    from memabra.evaluation.guard import GuardBatch
     arrays = stream(np.random.default_rng(seed), size, promoted, prior, failing_promoted)
     monitor = GuardMonitor(policy)
     for start in range(0, size, CHECK_EVERY):

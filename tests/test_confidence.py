@@ -44,9 +44,9 @@ def test_a_higher_level_gives_a_wider_interval_from_the_same_evidence():
 def test_one_shot_and_batched_agree_and_results_read_like_bootstrap_estimates():
     values = np.random.default_rng(8).random(400)
     batched = BettingSequence(0.0, 1.0)
-    for start in range(0, 400, 400):
-        batched.update(values[start:start + 400])
-    one_shot = mean_sequence(values, 0.0, 1.0)
+    for start in range(0, 400, 100):
+        batched.update(values[start:start + 100])
+    one_shot = mean_sequence(values, 0.0, 1.0, batch_size=100)
     assert (one_shot.low, one_shot.high) == (batched.interval().low, batched.interval().high)
     assert set(one_shot.to_dict()) == {"estimate", "low", "high", "ess"}
     assert one_shot.to_dict()["ess"] == 400.0

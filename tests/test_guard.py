@@ -5,9 +5,9 @@ import random
 import numpy as np
 import pytest
 
-from bench.guard import HEURISTIC, POLICY, TableRouter, changed_picks, watch
+from bench.guard import HEURISTIC, POLICY, TableRouter, changed_picks, stream, watch
 from memabra.demo.world import DemoWorld
-from memabra.evaluation.guard import GuardPolicy, guard_check
+from memabra.evaluation.guard import GuardBatch, GuardMonitor, GuardPolicy, guard_check
 from memabra.learning.exploration import ExplorationPolicy
 from memabra.learning.routers import HeuristicRouter
 from memabra.models import Outcome, Trajectory
@@ -121,8 +121,6 @@ def test_planted_regression_is_caught_and_as_good_streams_are_not_in_seeded_simu
 
 def test_a_drop_both_versions_share_is_drift_not_regression():
     policy = GuardPolicy(min_traffic=200, max_watch=4000, max_importance_weight=25.0)
-    from memabra.evaluation.guard import GuardBatch, GuardMonitor
-    from bench.guard import stream
     same, _ = changed_picks(0.0, 2)
     monitor = GuardMonitor(policy)
     rng = np.random.default_rng(4)
