@@ -7,8 +7,12 @@ from typing import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Open the console on the base dir, or run the headless CLI when `--headless` is given."""
+    """Open the console on the base dir, run the headless CLI when `--headless` is given, or `serve` the HTTP door."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from memabra.server import main as serve
+
+        return serve(argv)
     if "--headless" in argv:
         from memabra.cli import main as cli_main
 
