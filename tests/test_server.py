@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -207,6 +208,22 @@ def test_bodies_over_the_limit_are_refused_naming_the_limit(tmp_path):
         assert response.status_code == 413
         assert response.json()["error"].startswith("request body is over the 4,096-byte limit")
     assert small.status_code == 200 and stored_ids(base) == ["small-1"]
+
+
+def test_a_body_that_stops_arriving_is_refused_after_the_request_timeout(tmp_path):
+    with running_server(tmp_path / "store", request_timeout_s=0.5) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT_S) as connection:
+            connection.sendall(b"POST /v1/route HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{\"task\"")
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert orjson.loads(body) == {"error": "the request body did not arrive within 0.5 s"}
 
 
 def test_four_concurrent_writers_store_ten_thousand_each_exactly_once(tmp_path):
