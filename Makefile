@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,server]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -34,6 +34,7 @@ run: demo-data
 
 bench: $(STAMP)
 	$(PY) -m bench
+	$(PY) -m bench.server
 
 # Learners compared on both shipped worlds (true value as a share of the oracle); needs the bench extra (VW).
 bench-learners: $(STAMP)

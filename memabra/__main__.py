@@ -1,4 +1,4 @@
-"""`python -m memabra`: the `memabra` command (the console, or with `--headless` the CLI)."""
+"""`python -m memabra`: the `memabra` command (the console, `--headless` for the CLI, `serve` for the HTTP door)."""
 
 import sys
 

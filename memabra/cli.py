@@ -339,8 +339,13 @@ def console_parser() -> CommandLineParser:
 
 
 def command(argv: Sequence[str] | None = None) -> int:
-    """The `memabra` command: the console on the base dir, or the headless CLI when `--headless` is given."""
+    """The `memabra` command: the console on the base dir, the headless CLI when `--headless` is given, or the
+    HTTP door for agents with `serve`."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from memabra.server import main as serve
+
+        return serve(argv)
     if "--headless" in argv:
         argv.remove("--headless")
         return main(argv, prog="memabra --headless")

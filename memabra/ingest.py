@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import orjson
 
@@ -165,6 +165,22 @@ class _FileImport:
             self.known_ids.add(trajectory.trajectory_id)
             self.counts.stored_count += 1
         self.documents, self.line_numbers = [], []
+
+
+def ingest_lines(lines: Iterable[bytes], writer: TrajectoryWriter, known_ids: set[str],
+                 source: str = "<lines>") -> dict[str, Any]:
+    """Import JSON Lines given as bytes through a writer, skipping and then adding to `known_ids`; the counts and
+    invalid lines (numbered from 1) in the form `ingest_trajectories` returns."""
+    result = IngestResult()
+    counts = FileCounts(source)
+    result.files.append(counts)
+    importer = _FileImport(Path(source), counts, result, writer, known_ids)
+    for number, raw in enumerate(lines, start=1):
+        importer.read_line(number, raw)
+        if len(importer.documents) >= INGEST_BATCH_LINES:
+            importer.flush()
+    importer.flush()
+    return result.to_dict()
 
 
 def ingest_trajectories(base_dir: Path, path: Path,
