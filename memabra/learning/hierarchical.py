@@ -1,0 +1,114 @@
+"""The hierarchical ridge router: a reward model per candidate identity, shrunk to its kind's, shrunk to a global one,
+shrunk to the heuristic (reward = retrieval score), so it follows the heuristic until the logs say otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from memabra.learning.learner_stats import LearnerStats
+from memabra.learning.pair_features import (
+    KIND_INDEX, LearnerConfig, dense_values, hint_of, identity_key, overlap, task_words,
+)
+from memabra.learning.routers import ScoringRouter
+from memabra.models import CANDIDATE_KINDS, Candidate, Task
+
+ROUTER_KIND = "hierarchical_ridge"
+
+
+def _solve(gram: np.ndarray, moment: np.ndarray, l2: float, parent: np.ndarray) -> np.ndarray:
+    """Ridge weights shrunk towards `parent`: (G + l2 I)^-1 (m + l2 parent)."""
+    system = gram + l2 * np.eye(len(moment))
+    return np.linalg.solve(system, moment + l2 * parent)
+
+
+def prior_weights(config: LearnerConfig) -> np.ndarray:
+    """The weights every level shrinks back to when it has no data: the heuristic's reward = score."""
+    prior = np.zeros(config.size)
+    prior[config.score_column] = config.prior_score_weight
+    return prior
+
+
+def train(stats: LearnerStats, config: LearnerConfig | None = None) -> "HierarchicalRouter":
+    """Fit the router from statistics, top-down: global, then each kind, then each identity bucket."""
+    config = config or stats.config
+    if config.statistics_signature() != stats.config.statistics_signature():
+        raise ValueError("the statistics were built with other feature settings than the training configuration")
+    kind_of_key = stats.keys // config.id_buckets
+    global_weights = _solve(stats.gram.sum(axis=0), stats.moment.sum(axis=0), config.l2_global,
+                            prior_weights(config))
+    kind_weights = np.tile(global_weights, (len(CANDIDATE_KINDS), 1))
+    for kind in np.unique(kind_of_key).tolist():
+        mask = kind_of_key == kind
+        kind_weights[kind] = _solve(stats.gram[mask].sum(axis=0), stats.moment[mask].sum(axis=0), config.l2_kind,
+                                    global_weights)
+    id_weights = np.empty((len(stats.keys), config.size))
+    for slot, kind in enumerate(kind_of_key.tolist()):
+        id_weights[slot] = _solve(stats.gram[slot], stats.moment[slot], config.l2_id, kind_weights[kind])
+    return HierarchicalRouter(config, global_weights, kind_weights, stats.keys.copy(), id_weights)
+
+
+class HierarchicalRouter(ScoringRouter):
+    """Scores each candidate with its identity bucket's weights (its kind's when the identity was never logged)."""
+
+    def __init__(self, config: LearnerConfig, global_weights: np.ndarray, kind_weights: np.ndarray,
+                 id_keys: np.ndarray, id_weights: np.ndarray, version_id: str | None = None):
+        size = config.size
+        if (global_weights.shape != (size,) or kind_weights.shape != (len(CANDIDATE_KINDS), size)
+                or id_weights.shape != (len(id_keys), size)):
+            raise ValueError(f"router weights do not fit {size} features; retrain the router")
+        if not all(np.isfinite(array).all() for array in (global_weights, kind_weights, id_weights)):
+            raise ValueError("router weights hold non-finite values; retrain the router")
+        self.config = config
+        self.global_weights, self.kind_weights = global_weights, kind_weights
+        self.id_keys, self.id_weights = np.asarray(id_keys, dtype=np.int64), id_weights
+        self.version_id = version_id
+        kind_rows = kind_weights.tolist()
+        self._rows = {kind * config.id_buckets + bucket: kind_rows[kind]
+                      for kind in range(len(CANDIDATE_KINDS)) for bucket in range(config.id_buckets)}
+        self._rows.update(zip(self.id_keys.tolist(), id_weights.tolist()))
+
+    def scores(self, task: Task, candidates: list[Candidate]) -> list[float]:
+        config = self.config
+        start, id_buckets = config.dense_start, config.id_buckets
+        indices, value, tokens = task_words(task.text, config.task_buckets)
+        offered_scores = [candidate.score for candidate in candidates]
+        best, offered = max(offered_scores), len(candidates)
+        metadata = task.metadata
+        rows = self._rows
+        scores = []
+        for candidate in candidates:
+            row = rows[identity_key(candidate.kind.value, candidate.name, id_buckets)]
+            score = candidate.score
+            dense = dense_values(score, best, sum(1 for other in offered_scores if other > score), offered,
+                                 hint_of(candidate.payload), overlap(tokens, candidate.name), metadata,
+                                 candidate.payload, config)
+            total = value * sum(row[index] for index in indices)
+            for column, feature in enumerate(dense, start):
+                total += row[column] * feature
+            scores.append(total)
+        return scores
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": ROUTER_KIND, "config": self.config.to_dict(), "candidate_kinds": list(CANDIDATE_KINDS),
+                "global_weights": self.global_weights.tolist(), "kind_weights": self.kind_weights.tolist(),
+                "id_keys": self.id_keys.tolist(), "id_weights": self.id_weights.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], version_id: str | None = None) -> "HierarchicalRouter":
+        """Rebuild a router from `to_dict()` output; ValueError when it does not fit together."""
+        if list(data.get("candidate_kinds", CANDIDATE_KINDS)) != list(CANDIDATE_KINDS):
+            raise ValueError("the saved router knows other candidate kinds than this memabra; retrain it")
+        try:
+            config = LearnerConfig.from_dict(data["config"])
+            id_keys = np.asarray(data["id_keys"], dtype=np.int64).reshape(-1)
+            id_weights = np.asarray(data["id_weights"], dtype=np.float64).reshape(len(id_keys), config.size)
+            router = cls(config, np.asarray(data["global_weights"], dtype=np.float64),
+                         np.asarray(data["kind_weights"], dtype=np.float64), id_keys, id_weights, version_id)
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"the saved router lacks or garbles {error}; retrain it") from None
+        if len(id_keys) and (id_keys.min() < 0 or id_keys.max() >= len(KIND_INDEX) * config.id_buckets):
+            raise ValueError("the saved router has identity keys out of range; retrain it")
+        return router

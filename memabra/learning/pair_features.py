@@ -1,0 +1,136 @@
+"""Features of one (task, candidate) pair for the hierarchical learner, and each candidate's identity bucket.
+
+A row holds hashed task words (unit norm), then bias, retrieval score, gap to the best offered score, whether the
+candidate has the best score, its rank share, episodic hint reward, task-name word overlap, and the numeric
+`task.metadata` and candidate `payload` values the configuration names (missing or non-numeric -> 0).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+from memabra.models import CANDIDATE_KINDS
+
+KIND_INDEX = {kind: index for index, kind in enumerate(CANDIDATE_KINDS)}
+_TOKEN = re.compile(r"[a-z0-9]+")
+DENSE_NAMES = ("bias", "score", "gap", "is_top", "rank_share", "hint", "overlap")
+"""The fixed columns after the task words, in order."""
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Feature sizes, shrinkage strengths, importance weighting and decay of the hierarchical learner."""
+
+    task_buckets: int = 64
+    id_buckets: int = 64
+    """Identity buckets per candidate kind: names hash into these, so memory stays bounded when names are unique."""
+    metadata_features: tuple[str, ...] = ()
+    payload_features: tuple[str, ...] = ()
+    l2_global: float = 20.0
+    l2_kind: float = 10.0
+    l2_id: float = 10.0
+    prior_score_weight: float = 1.0
+    """The prior every level shrinks back to predicts reward = this x retrieval score, i.e. the heuristic."""
+    max_importance_weight: float = 20.0
+    importance_power: float = 1.0
+    """Rows weigh min(1/propensity, max_importance_weight) ** importance_power (0 = unweighted)."""
+    half_life: float = 20_000.0
+    """Trajectories after which a segment's statistics count half; the caller applies it per segment."""
+
+    def __post_init__(self):
+        for name in ("task_buckets", "id_buckets"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"learner setting {name} must be a positive whole number")
+        for name in ("l2_global", "l2_kind", "l2_id", "max_importance_weight", "half_life"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"learner setting {name} must be above 0")
+        object.__setattr__(self, "metadata_features", tuple(self.metadata_features))
+        object.__setattr__(self, "payload_features", tuple(self.payload_features))
+
+    @property
+    def dense_start(self) -> int:
+        return self.task_buckets
+
+    @property
+    def size(self) -> int:
+        """Columns of one feature row."""
+        return (self.task_buckets + len(DENSE_NAMES) + len(self.metadata_features)
+                + len(self.payload_features))
+
+    @property
+    def score_column(self) -> int:
+        return self.task_buckets + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["metadata_features"] = list(self.metadata_features)
+        data["payload_features"] = list(self.payload_features)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LearnerConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown learner settings {unknown}; known are {sorted(known)}")
+        return cls(**data)
+
+    def statistics_signature(self) -> dict[str, Any]:
+        """What statistics depend on: two configurations with equal signatures can share cached statistics."""
+        return {"task_buckets": self.task_buckets, "id_buckets": self.id_buckets,
+                "metadata_features": list(self.metadata_features), "payload_features": list(self.payload_features),
+                "max_importance_weight": self.max_importance_weight, "importance_power": self.importance_power}
+
+
+@lru_cache(maxsize=200_000)
+def task_words(text: str, buckets: int) -> tuple[tuple[int, ...], float, frozenset[str]]:
+    """A text's distinct hash buckets, the value each gets (unit norm) and its set of lowercase tokens."""
+    tokens = frozenset(_TOKEN.findall(text.lower()))
+    indices = tuple(sorted({zlib.crc32(token.encode()) % buckets for token in tokens}))
+    return indices, (1.0 / math.sqrt(len(indices)) if indices else 0.0), tokens
+
+
+@lru_cache(maxsize=100_000)
+def name_tokens(name: str) -> frozenset[str]:
+    """The lowercase tokens of a candidate name."""
+    return frozenset(_TOKEN.findall(name.lower()))
+
+
+@lru_cache(maxsize=100_000)
+def identity_key(kind: str, name: str, id_buckets: int) -> int:
+    """The candidate identity's bucket: kind index x id_buckets + hash of the name within its kind."""
+    return KIND_INDEX[kind] * id_buckets + zlib.crc32(name.encode()) % id_buckets
+
+
+def overlap(task_tokens: frozenset[str], name: str) -> float:
+    """Share of the candidate name's tokens that occur in the task text."""
+    tokens = name_tokens(name)
+    return len(tokens & task_tokens) / len(tokens) if tokens else 0.0
+
+
+def numeric(mapping: dict | None, key: str) -> float:
+    """A mapping's value as a float when it is a finite number (not a bool), else 0."""
+    value = mapping.get(key) if mapping else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return 0.0
+
+
+def dense_values(score: float, best: float, higher: int, offered: int, hint: float, word_overlap: float,
+                 metadata: dict | None, payload: dict | None, config: LearnerConfig) -> list[float]:
+    """The columns after the task words for one candidate, given how it ranks among the offered ones."""
+    values = [1.0, score, score - best, 1.0 if higher == 0 else 0.0,
+              higher / (offered - 1) if offered > 1 else 0.0, hint, word_overlap]
+    values += [numeric(metadata, key) for key in config.metadata_features]
+    values += [numeric(payload, key) for key in config.payload_features]
+    return values
+
+
+def hint_of(payload: dict | None) -> float:
+    """The `hint_reward` an episodic candidate's payload reports, 0 when absent or not a number."""
+    return numeric(payload, "hint_reward")
