@@ -10,7 +10,7 @@ import numpy as np
 
 from memabra.learning.learner_stats import LearnerStats
 from memabra.learning.pair_features import (
-    KIND_INDEX, LearnerConfig, dense_values, hint_of, identity_key, overlap, task_words,
+    KIND_INDEX, LearnerConfig, dense_values, hint_of, identity_key, overlap, task_features,
 )
 from memabra.learning.routers import ScoringRouter
 from memabra.models import CANDIDATE_KINDS, Candidate, Task
@@ -73,7 +73,7 @@ class HierarchicalRouter(ScoringRouter):
     def scores(self, task: Task, candidates: list[Candidate]) -> list[float]:
         config = self.config
         start, id_buckets = config.dense_start, config.id_buckets
-        indices, value, tokens = task_words(task.text, config.task_buckets)
+        indices, value, tokens = task_features(task.text, task.metadata, config)
         offered_scores = [candidate.score for candidate in candidates]
         best, offered = max(offered_scores), len(candidates)
         metadata = task.metadata

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from memabra.learning.pair_features import (
-    KIND_INDEX, LearnerConfig, dense_values, hint_of, identity_key, overlap, task_words,
+    KIND_INDEX, LearnerConfig, dense_values, hint_of, identity_key, overlap, task_features,
 )
 from memabra.models import CANDIDATE_KINDS, Trajectory
 
@@ -150,16 +150,16 @@ class LearnerStatsBuilder:
     def stats(self, trajectories: Sequence[Trajectory]) -> LearnerStats:
         """Statistics of trajectory models."""
         texts, dense, keys, rewards, propensities = [], [], [], [], []
-        config, buckets = self.config, self.config.task_buckets
+        config = self.config
         for trajectory in trajectories:
-            chosen = trajectory.chosen
+            chosen, task = trajectory.chosen, trajectory.task
             scores = [candidate.score for candidate in trajectory.candidates]
             score = chosen.score
-            text = trajectory.task.text
-            texts.append(text)
+            indices, value, tokens = task_features(task.text, task.metadata, config)
+            texts.append((indices, value))
             dense.append(dense_values(score, max(scores), sum(1 for value in scores if value > score), len(scores),
-                                      hint_of(chosen.payload), overlap(task_words(text, buckets)[2], chosen.name),
-                                      trajectory.task.metadata, chosen.payload, config))
+                                      hint_of(chosen.payload), overlap(tokens, chosen.name), task.metadata,
+                                      chosen.payload, config))
             keys.append(identity_key(chosen.kind.value, chosen.name, config.id_buckets))
             rewards.append(trajectory.outcome.reward)
             propensities.append(trajectory.decision.propensity)
@@ -169,7 +169,7 @@ class LearnerStatsBuilder:
         """Statistics of validated plain trajectory documents (missing fields take the model's defaults); equal to
         `stats()` of the same trajectories."""
         texts, dense, keys, rewards, propensities = [], [], [], [], []
-        config, buckets = self.config, self.config.task_buckets
+        config = self.config
         for document in documents:
             decision, task = document["decision"], document["task"]
             chosen_id = decision["chosen_candidate_id"]
@@ -179,17 +179,17 @@ class LearnerStatsBuilder:
                 if candidate["candidate_id"] == chosen_id:
                     chosen = candidate
             score, name, payload = chosen.get("score", 0.0), chosen.get("name", ""), chosen.get("payload")
-            text = task["text"]
-            texts.append(text)
+            metadata = task.get("metadata")
+            indices, value, tokens = task_features(task["text"], metadata, config)
+            texts.append((indices, value))
             dense.append(dense_values(score, max(scores), sum(1 for value in scores if value > score), len(scores),
-                                      hint_of(payload), overlap(task_words(text, buckets)[2], name),
-                                      task.get("metadata"), payload, config))
+                                      hint_of(payload), overlap(tokens, name), metadata, payload, config))
             keys.append(identity_key(chosen["kind"], name, config.id_buckets))
             rewards.append(document["outcome"]["reward"])
             propensities.append(decision.get("propensity"))
         return self._build(texts, dense, keys, rewards, propensities)
 
-    def _build(self, texts, dense, keys, rewards, propensities) -> LearnerStats:
+    def _build(self, texts: list[tuple[tuple[int, ...], float]], dense, keys, rewards, propensities) -> LearnerStats:
         config = self.config
         stats = LearnerStats.zeros(config)
         count = len(texts)
@@ -205,8 +205,7 @@ class LearnerStatsBuilder:
         text_row = np.fromiter((positions.setdefault(text, len(positions)) for text in texts), dtype=np.int64,
                                count=count)
         text_matrix = np.zeros((len(positions), config.task_buckets))
-        for text, row in positions.items():
-            indices, value, _ = task_words(text, config.task_buckets)
+        for (indices, value), row in positions.items():
             text_matrix[row, list(indices)] = value
         matrix[:, :config.task_buckets] = text_matrix[text_row]
         key_of_row = np.array(keys, dtype=np.int64)

@@ -30,7 +30,11 @@ class LearnerConfig:
     id_buckets: int = 64
     """Identity buckets per candidate kind: names hash into these, so memory stays bounded when names are unique."""
     metadata_features: tuple[str, ...] = ()
+    """Numeric `task.metadata` values used as features (missing or not a number -> 0)."""
     payload_features: tuple[str, ...] = ()
+    """Numeric candidate `payload` values used as features (missing or not a number -> 0)."""
+    metadata_words: tuple[str, ...] = ()
+    """`task.metadata` keys whose values join the task words as `key=value` (for categories such as a channel)."""
     l2_global: float = 20.0
     l2_kind: float = 10.0
     l2_id: float = 10.0
@@ -51,6 +55,7 @@ class LearnerConfig:
                 raise ValueError(f"learner setting {name} must be above 0")
         object.__setattr__(self, "metadata_features", tuple(self.metadata_features))
         object.__setattr__(self, "payload_features", tuple(self.payload_features))
+        object.__setattr__(self, "metadata_words", tuple(self.metadata_words))
 
     @property
     def dense_start(self) -> int:
@@ -70,6 +75,7 @@ class LearnerConfig:
         data = asdict(self)
         data["metadata_features"] = list(self.metadata_features)
         data["payload_features"] = list(self.payload_features)
+        data["metadata_words"] = list(self.metadata_words)
         return data
 
     @classmethod
@@ -84,6 +90,7 @@ class LearnerConfig:
         """What statistics depend on: two configurations with equal signatures can share cached statistics."""
         return {"task_buckets": self.task_buckets, "id_buckets": self.id_buckets,
                 "metadata_features": list(self.metadata_features), "payload_features": list(self.payload_features),
+                "metadata_words": list(self.metadata_words),
                 "max_importance_weight": self.max_importance_weight, "importance_power": self.importance_power}
 
 
@@ -93,6 +100,24 @@ def task_words(text: str, buckets: int) -> tuple[tuple[int, ...], float, frozens
     tokens = frozenset(_TOKEN.findall(text.lower()))
     indices = tuple(sorted({zlib.crc32(token.encode()) % buckets for token in tokens}))
     return indices, (1.0 / math.sqrt(len(indices)) if indices else 0.0), tokens
+
+
+@lru_cache(maxsize=200_000)
+def _words_with_metadata(text: str, extra: tuple[str, ...], buckets: int) -> tuple[tuple[int, ...], float, frozenset[str]]:
+    indices, _, tokens = task_words(text, buckets)
+    merged = tuple(sorted(set(indices).union(zlib.crc32(word.encode()) % buckets for word in extra)))
+    return merged, (1.0 / math.sqrt(len(merged)) if merged else 0.0), tokens
+
+
+def task_features(text: str, metadata: dict | None, config: LearnerConfig) -> tuple[tuple[int, ...], float,
+                                                                                    frozenset[str]]:
+    """The task's hashed word buckets (metadata words included), their value (unit norm) and the text's tokens."""
+    if not config.metadata_words:
+        return task_words(text, config.task_buckets)
+    metadata = metadata or {}
+    extra = tuple(f"{key}={metadata[key]}" for key in config.metadata_words
+                  if isinstance(metadata.get(key), (str, int, float)))
+    return _words_with_metadata(text, extra, config.task_buckets)
 
 
 @lru_cache(maxsize=100_000)
