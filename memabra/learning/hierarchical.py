@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from memabra.learning.learner_stats import LearnerStats
 from memabra.learning.pair_features import (
@@ -18,10 +19,17 @@ from memabra.models import CANDIDATE_KINDS, Candidate, Task
 ROUTER_KIND = "hierarchical_ridge"
 
 
-def _solve(gram: np.ndarray, moment: np.ndarray, l2: float, parent: np.ndarray) -> np.ndarray:
-    """Ridge weights shrunk towards `parent`: (G + l2 I)^-1 (m + l2 parent)."""
-    system = gram + l2 * np.eye(len(moment))
+def _solve(gram: np.ndarray, moment: np.ndarray, l2: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Ridge weights shrunk towards `parent`: (G + diag(l2))^-1 (m + l2 * parent)."""
+    system = gram + np.diag(l2)
     return np.linalg.solve(system, moment + l2 * parent)
+
+
+def _penalty(config: LearnerConfig, l2: float) -> np.ndarray:
+    """One level's shrinkage per column: task-word columns `task_l2_scale` times the rest."""
+    penalty = np.full(config.size, float(l2))
+    penalty[:config.task_buckets] *= config.task_l2_scale
+    return penalty
 
 
 def prior_weights(config: LearnerConfig) -> np.ndarray:
@@ -36,17 +44,22 @@ def train(stats: LearnerStats, config: LearnerConfig | None = None) -> "Hierarch
     config = config or stats.config
     if config.statistics_signature() != stats.config.statistics_signature():
         raise ValueError("the statistics were built with other feature settings than the training configuration")
+    with threadpool_limits(limits=1, user_api="blas"):  # small systems: extra BLAS threads only spin (3x slower)
+        return _train(stats, config)
+
+
+def _train(stats: LearnerStats, config: LearnerConfig) -> "HierarchicalRouter":
     kind_of_key = stats.keys // config.id_buckets
-    global_weights = _solve(stats.gram.sum(axis=0), stats.moment.sum(axis=0), config.l2_global,
-                            prior_weights(config))
+    l2_global, l2_kind, l2_id = (_penalty(config, l2) for l2 in (config.l2_global, config.l2_kind, config.l2_id))
+    global_weights = _solve(stats.gram.sum(axis=0), stats.moment.sum(axis=0), l2_global, prior_weights(config))
     kind_weights = np.tile(global_weights, (len(CANDIDATE_KINDS), 1))
     for kind in np.unique(kind_of_key).tolist():
         mask = kind_of_key == kind
-        kind_weights[kind] = _solve(stats.gram[mask].sum(axis=0), stats.moment[mask].sum(axis=0), config.l2_kind,
+        kind_weights[kind] = _solve(stats.gram[mask].sum(axis=0), stats.moment[mask].sum(axis=0), l2_kind,
                                     global_weights)
     id_weights = np.empty((len(stats.keys), config.size))
     for slot, kind in enumerate(kind_of_key.tolist()):
-        id_weights[slot] = _solve(stats.gram[slot], stats.moment[slot], config.l2_id, kind_weights[kind])
+        id_weights[slot] = _solve(stats.gram[slot], stats.moment[slot], l2_id, kind_weights[kind])
     return HierarchicalRouter(config, global_weights, kind_weights, stats.keys.copy(), id_weights)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 import orjson
 
 from memabra.learning.pair_features import (
@@ -190,6 +191,10 @@ class LearnerStatsBuilder:
         return self._build(texts, dense, keys, rewards, propensities)
 
     def _build(self, texts: list[tuple[tuple[int, ...], float]], dense, keys, rewards, propensities) -> LearnerStats:
+        with threadpool_limits(limits=1, user_api="blas"):  # small products: extra BLAS threads only spin
+            return self._build_single_threaded(texts, dense, keys, rewards, propensities)
+
+    def _build_single_threaded(self, texts, dense, keys, rewards, propensities) -> LearnerStats:
         config = self.config
         stats = LearnerStats.zeros(config)
         count = len(texts)
