@@ -28,7 +28,7 @@ def _solve(gram: np.ndarray, moment: np.ndarray, l2: np.ndarray, parent: np.ndar
 def _penalty(config: LearnerConfig, l2: float) -> np.ndarray:
     """One level's shrinkage per column: task-word columns `task_l2_scale` times the rest."""
     penalty = np.full(config.size, float(l2))
-    penalty[:config.task_buckets] *= config.task_l2_scale
+    penalty[:config.dense_start] *= config.task_l2_scale
     return penalty
 
 
@@ -49,8 +49,19 @@ def train(stats: LearnerStats, config: LearnerConfig | None = None) -> "Hierarch
 
 
 def _train(stats: LearnerStats, config: LearnerConfig) -> "HierarchicalRouter":
+    scale = 1.0
+    if config.noise_reference > 0 and len(stats.keys):
+        first = _fit(stats, config, 1.0)
+        scale = min(max(noise_variance(stats, config, first) / config.noise_reference, 0.1), 100.0)
+    global_weights, kind_weights, id_weights = _fit(stats, config, scale)
+    return HierarchicalRouter(config, global_weights, kind_weights, stats.keys.copy(), id_weights, noise_scale=scale)
+
+
+def _fit(stats: LearnerStats, config: LearnerConfig, scale: float):
+    """Global, kind and identity weights with every level's shrinkage multiplied by `scale`."""
     kind_of_key = stats.keys // config.id_buckets
-    l2_global, l2_kind, l2_id = (_penalty(config, l2) for l2 in (config.l2_global, config.l2_kind, config.l2_id))
+    l2_global, l2_kind, l2_id = (_penalty(config, l2 * scale) for l2 in (config.l2_global, config.l2_kind,
+                                                                         config.l2_id))
     global_weights = _solve(stats.gram.sum(axis=0), stats.moment.sum(axis=0), l2_global, prior_weights(config))
     kind_weights = np.tile(global_weights, (len(CANDIDATE_KINDS), 1))
     for kind in np.unique(kind_of_key).tolist():
@@ -60,14 +71,36 @@ def _train(stats: LearnerStats, config: LearnerConfig) -> "HierarchicalRouter":
     id_weights = np.empty((len(stats.keys), config.size))
     for slot, kind in enumerate(kind_of_key.tolist()):
         id_weights[slot] = _solve(stats.gram[slot], stats.moment[slot], l2_id, kind_weights[kind])
-    return HierarchicalRouter(config, global_weights, kind_weights, stats.keys.copy(), id_weights)
+    return global_weights, kind_weights, id_weights
+
+
+def noise_variance(stats: LearnerStats, config: LearnerConfig, fit) -> float:
+    """Reward noise per unit weight: residual sum of squares over the weight left after the fitted degrees of
+    freedom, from the identity fits when they leave at least half the weight free, else from the global fit."""
+    global_weights, _, id_weights = fit
+    l2_id = _penalty(config, config.l2_id)
+    residual = free = 0.0
+    for slot in range(len(stats.keys)):
+        gram, weights = stats.gram[slot], id_weights[slot]
+        residual += stats.square[slot] - 2 * weights @ stats.moment[slot] + weights @ gram @ weights
+        freedom = np.trace(np.linalg.solve(gram + np.diag(l2_id), gram))
+        free += stats.weight[slot] - stats.weight[slot] / max(stats.rows[slot], 1) * freedom
+    total = float(stats.weight.sum())
+    if free >= 0.5 * total:
+        return max(residual / free, 0.0)
+    gram, weights = stats.gram.sum(axis=0), global_weights
+    residual = stats.square.sum() - 2 * weights @ stats.moment.sum(axis=0) + weights @ gram @ weights
+    freedom = np.trace(np.linalg.solve(gram + np.diag(_penalty(config, config.l2_global)), gram))
+    mean_weight = total / max(int(stats.rows.sum()), 1)
+    return max(residual / max(total - mean_weight * freedom, 0.5 * total), 0.0)
 
 
 class HierarchicalRouter(ScoringRouter):
     """Scores each candidate with its identity bucket's weights (its kind's when the identity was never logged)."""
 
     def __init__(self, config: LearnerConfig, global_weights: np.ndarray, kind_weights: np.ndarray,
-                 id_keys: np.ndarray, id_weights: np.ndarray, version_id: str | None = None):
+                 id_keys: np.ndarray, id_weights: np.ndarray, version_id: str | None = None,
+                 noise_scale: float = 1.0):
         size = config.size
         if (global_weights.shape != (size,) or kind_weights.shape != (len(CANDIDATE_KINDS), size)
                 or id_weights.shape != (len(id_keys), size)):
@@ -78,6 +111,7 @@ class HierarchicalRouter(ScoringRouter):
         self.global_weights, self.kind_weights = global_weights, kind_weights
         self.id_keys, self.id_weights = np.asarray(id_keys, dtype=np.int64), id_weights
         self.version_id = version_id
+        self.noise_scale = noise_scale
         kind_rows = kind_weights.tolist()
         self._rows = {kind * config.id_buckets + bucket: kind_rows[kind]
                       for kind in range(len(CANDIDATE_KINDS)) for bucket in range(config.id_buckets)}
@@ -86,6 +120,7 @@ class HierarchicalRouter(ScoringRouter):
     def scores(self, task: Task, candidates: list[Candidate]) -> list[float]:
         config = self.config
         start, id_buckets = config.dense_start, config.id_buckets
+        cross = config.task_buckets if config.score_cross else 0
         indices, value, tokens = task_features(task.text, task.metadata, config)
         offered_scores = [candidate.score for candidate in candidates]
         best, offered = max(offered_scores), len(candidates)
@@ -99,6 +134,8 @@ class HierarchicalRouter(ScoringRouter):
                                  hint_of(candidate.payload), overlap(tokens, candidate.name), metadata,
                                  candidate.payload, config)
             total = value * sum(row[index] for index in indices)
+            if cross:
+                total += value * score * sum(row[cross + index] for index in indices)
             for column, feature in enumerate(dense, start):
                 total += row[column] * feature
             scores.append(total)

@@ -19,7 +19,7 @@ from memabra.learning.pair_features import (
 )
 from memabra.models import CANDIDATE_KINDS, Trajectory
 
-STATS_FORMAT = 1
+STATS_FORMAT = 2
 """Bumped whenever what the arrays hold changes, so older caches are refused."""
 
 
@@ -32,6 +32,8 @@ class LearnerStats:
     gram: np.ndarray
     moment: np.ndarray
     weight: np.ndarray
+    square: np.ndarray
+    """Per identity bucket, sum w r^2: with G and m it gives any weights' residual sum of squares."""
     rows: np.ndarray
     count: int = 0
 
@@ -39,7 +41,7 @@ class LearnerStats:
     def zeros(cls, config: LearnerConfig) -> "LearnerStats":
         size = config.size
         return cls(config, np.zeros(0, dtype=np.int64), np.zeros((0, size, size)), np.zeros((0, size)),
-                   np.zeros(0), np.zeros(0, dtype=np.int64), 0)
+                   np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), 0)
 
     def _check_compatible(self, other: "LearnerStats") -> None:
         if self.config.statistics_signature() != other.config.statistics_signature():
@@ -51,16 +53,17 @@ class LearnerStats:
         keys = np.union1d(self.keys, other.keys)
         size = self.config.size
         gram, moment = np.zeros((len(keys), size, size)), np.zeros((len(keys), size))
-        weight, rows = np.zeros(len(keys)), np.zeros(len(keys), dtype=np.int64)
+        weight, square, rows = np.zeros(len(keys)), np.zeros(len(keys)), np.zeros(len(keys), dtype=np.int64)
         for source, factor in ((self, 1.0), (other, sign)):
             at = np.searchsorted(keys, source.keys)
             gram[at] += factor * source.gram
             moment[at] += factor * source.moment
             weight[at] += factor * source.weight
+            square[at] += factor * source.square
             rows[at] += int(factor) * source.rows
         kept = rows != 0
         self.keys, self.gram, self.moment = keys[kept], gram[kept], moment[kept]
-        self.weight, self.rows = weight[kept], rows[kept]
+        self.weight, self.square, self.rows = weight[kept], square[kept], rows[kept]
         self.count += int(sign) * other.count
         return self
 
@@ -77,7 +80,7 @@ class LearnerStats:
         if not (factor >= 0 and np.isfinite(factor)):
             raise ValueError(f"decay factor must be a finite number >= 0, got {factor!r}")
         return LearnerStats(self.config, self.keys.copy(), self.gram * factor, self.moment * factor,
-                            self.weight * factor, self.rows.copy(), self.count)
+                            self.weight * factor, self.square * factor, self.rows.copy(), self.count)
 
     def copy(self) -> "LearnerStats":
         return self.scaled(1.0)
@@ -86,7 +89,7 @@ class LearnerStats:
         """Plain numpy arrays (for `np.savez`), the small JSON meta among them as bytes."""
         meta = {"format": STATS_FORMAT, "count": self.count, "signature": self.config.statistics_signature()}
         return {"keys": self.keys, "gram": self.gram, "moment": self.moment, "weight": self.weight,
-                "rows": self.rows, "meta": np.frombuffer(orjson.dumps(meta), dtype=np.uint8)}
+                "square": self.square, "rows": self.rows, "meta": np.frombuffer(orjson.dumps(meta), dtype=np.uint8)}
 
     @classmethod
     def from_arrays(cls, config: LearnerConfig, arrays) -> "LearnerStats":
@@ -96,6 +99,7 @@ class LearnerStats:
             meta = orjson.loads(np.asarray(arrays["meta"], dtype=np.uint8).tobytes())
             keys, gram, moment = (np.asarray(arrays[name]) for name in ("keys", "gram", "moment"))
             weight, rows = np.asarray(arrays["weight"]), np.asarray(arrays["rows"])
+            square = np.asarray(arrays["square"])
         except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as error:
             raise ValueError(problem.format(f"missing or unreadable part: {error}")) from None
         if not isinstance(meta, dict) or meta.get("format") != STATS_FORMAT:
@@ -106,7 +110,7 @@ class LearnerStats:
         count, size, total = meta.get("count"), config.size, len(CANDIDATE_KINDS) * config.id_buckets
         n = len(keys) if keys.ndim == 1 else -1
         shapes_ok = (keys.ndim == 1 and gram.shape == (n, size, size) and moment.shape == (n, size)
-                     and weight.shape == (n,) and rows.shape == (n,))
+                     and weight.shape == (n,) and square.shape == (n,) and rows.shape == (n,))
         if not shapes_ok:
             raise ValueError(problem.format(f"array shapes {keys.shape}, {gram.shape}, {moment.shape}, "
                                             f"{weight.shape}, {rows.shape} do not fit {size} features"))
@@ -114,12 +118,12 @@ class LearnerStats:
             raise ValueError(problem.format("keys and rows must be integers"))
         if n and (keys.min() < 0 or keys.max() >= total or np.any(np.diff(keys) <= 0)):
             raise ValueError(problem.format("identity keys out of range or not sorted"))
-        if not all(np.isfinite(array).all() for array in (gram, moment, weight)):
+        if not all(np.isfinite(array).all() for array in (gram, moment, weight, square)):
             raise ValueError(problem.format("non-finite values"))
         if not isinstance(count, int) or count < 0:
             raise ValueError(problem.format(f"trajectory count {count!r}"))
         return cls(config, keys.astype(np.int64), gram.astype(np.float64), moment.astype(np.float64),
-                   weight.astype(np.float64), rows.astype(np.int64), count)
+                   weight.astype(np.float64), square.astype(np.float64), rows.astype(np.int64), count)
 
 
 def decay_factors(counts: Sequence[int], half_life: float) -> list[float]:
@@ -213,12 +217,16 @@ class LearnerStatsBuilder:
         for (indices, value), row in positions.items():
             text_matrix[row, list(indices)] = value
         matrix[:, :config.task_buckets] = text_matrix[text_row]
+        if config.score_cross:
+            buckets = config.task_buckets
+            matrix[:, buckets:2 * buckets] = matrix[:, :buckets] * matrix[:, config.score_column, None]
         key_of_row = np.array(keys, dtype=np.int64)
         reward = np.array(rewards, dtype=np.float64)
         order = np.argsort(key_of_row, kind="stable")
         unique, starts, row_counts = np.unique(key_of_row[order], return_index=True, return_counts=True)
         size = config.size
-        gram, moment, weight = np.empty((len(unique), size, size)), np.empty((len(unique), size)), np.empty(len(unique))
+        gram, moment = np.empty((len(unique), size, size)), np.empty((len(unique), size))
+        weight, square = np.empty(len(unique)), np.empty(len(unique))
         for slot, (start, rows) in enumerate(zip(starts.tolist(), row_counts.tolist())):
             picked = order[start:start + rows]
             block, block_weight = matrix[picked], row_weight[picked]
@@ -226,7 +234,9 @@ class LearnerStatsBuilder:
             gram[slot] = weighted.T @ block
             moment[slot] = weighted.T @ reward[picked]
             weight[slot] = block_weight.sum()
-        stats.keys, stats.gram, stats.moment, stats.weight = unique.astype(np.int64), gram, moment, weight
+            square[slot] = block_weight @ np.square(reward[picked])
+        stats.keys, stats.gram, stats.moment = unique.astype(np.int64), gram, moment
+        stats.weight, stats.square = weight, square
         stats.rows, stats.count = row_counts.astype(np.int64), count
         return stats
 
