@@ -12,7 +12,7 @@ import pytest
 from memabra.learning.hierarchical import ROUTER_KIND, HierarchicalRouter, train
 from memabra.learning.learner_stats import LearnerStats, LearnerStatsBuilder, decay_factors, decayed_sum
 from memabra.learning.pair_features import LearnerConfig
-from memabra.learning.routers import router_from_dict
+from memabra.learning.routers import ScoringRouter, router_from_dict
 from memabra.models import Candidate, Decision, Outcome, Task, Trajectory
 
 CONFIG = LearnerConfig(task_buckets=32, id_buckets=8, metadata_features=("priority",), payload_features=("cost",),
@@ -200,3 +200,32 @@ def test_configuration_errors_say_what_to_change():
         LearnerConfig.from_dict({"task_bucket": 3})
     with pytest.raises(ValueError, match="different feature settings"):
         LearnerStats.zeros(CONFIG).add(LearnerStats.zeros(LearnerConfig()))
+
+
+def test_routing_scores_use_the_same_features_training_saw():
+    config = LearnerConfig(task_buckets=32, id_buckets=8, metadata_features=("priority",), payload_features=("cost",),
+                           metadata_words=("channel",), score_cross=True)
+    router = train(LearnerStatsBuilder(config).stats(_logs(500, seed=13)))
+    rng = random.Random(14)
+    for index in range(20):
+        task, candidates = _task(rng, rng.choice(list(SUBJECTS))), _tools(rng)
+        candidates.append(Candidate(candidate_id="memo", kind="episodic", name="past parcel case", score=0.3,
+                                    payload={"hint_reward": 0.7}))
+        chosen = candidates[index % len(candidates)]
+        # One trajectory with reward 1 and no propensity (weight 1): its moment is exactly its feature row.
+        single = Trajectory(task=task, candidates=candidates, decision=Decision(chosen_candidate_id=chosen.candidate_id),
+                            outcome=Outcome(reward=1.0, latency_ms=1.0))
+        row = LearnerStatsBuilder(config).stats([single])
+        weights = router._rows[int(row.keys[0])]
+        assert router.scores(task, candidates)[candidates.index(chosen)] == pytest.approx(
+            float(np.dot(weights, row.moment[0])))
+
+
+def test_route_decides_as_every_scoring_router_does():
+    router = train(LearnerStatsBuilder(CONFIG).stats(_logs(300, seed=15)))
+    rng = random.Random(16)
+    task, candidates = _task(rng, "parcel"), _tools(rng)
+    decision = router.route(task, candidates)
+    reference = ScoringRouter.route(router, task, candidates)
+    assert decision.model_dump() == reference.model_dump()
+    assert json.loads(decision.model_dump_json())["chosen_candidate_id"] == reference.chosen_candidate_id

@@ -4,6 +4,7 @@ shrunk to the heuristic (reward = retrieval score), so it follows the heuristic 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
 import numpy as np
@@ -11,10 +12,10 @@ from threadpoolctl import threadpool_limits
 
 from memabra.learning.learner_stats import LearnerStats
 from memabra.learning.pair_features import (
-    KIND_INDEX, LearnerConfig, dense_values, hint_of, identity_key, overlap, task_features,
+    DENSE_NAMES, KIND_INDEX, LearnerConfig, hint_of, identity_key, name_tokens, numeric, task_features,
 )
 from memabra.learning.routers import ScoringRouter
-from memabra.models import CANDIDATE_KINDS, Candidate, Task
+from memabra.models import CANDIDATE_KINDS, Candidate, Decision, Task
 
 ROUTER_KIND = "hierarchical_ridge"
 
@@ -116,30 +117,59 @@ class HierarchicalRouter(ScoringRouter):
         self._rows = {kind * config.id_buckets + bucket: kind_rows[kind]
                       for kind in range(len(CANDIDATE_KINDS)) for bucket in range(config.id_buckets)}
         self._rows.update(zip(self.id_keys.tolist(), id_weights.tolist()))
+        self._identities: dict[tuple[str, str], tuple[list[float], frozenset[str]]] = {}
+
+    def _identity(self, kind: str, name: str) -> tuple[list[float], frozenset[str]]:
+        """An identity's weight row and name tokens, remembered (a bounded number of them)."""
+        if len(self._identities) > 100_000:
+            self._identities.clear()
+        found = self._identities[kind, name] = (
+            self._rows[identity_key(kind, name, self.config.id_buckets)], name_tokens(name))
+        return found
 
     def scores(self, task: Task, candidates: list[Candidate]) -> list[float]:
         config = self.config
-        start, id_buckets = config.dense_start, config.id_buckets
-        cross = config.task_buckets if config.score_cross else 0
+        base, cross = config.dense_start, config.task_buckets if config.score_cross else 0
         indices, value, tokens = task_features(task.text, task.metadata, config)
-        offered_scores = [candidate.score for candidate in candidates]
-        best, offered = max(offered_scores), len(candidates)
-        metadata = task.metadata
-        rows = self._rows
+        offered_scores = sorted(candidate.score for candidate in candidates)
+        count, best = len(offered_scores), offered_scores[-1]
+        rank_share = 1.0 / (count - 1) if count > 1 else 0.0
+        extra_start = base + len(DENSE_NAMES)
+        metadata_values = [numeric(task.metadata, key) for key in config.metadata_features]
+        payload_start = extra_start + len(metadata_values)
+        payload_features = config.payload_features
+        identities, identity = self._identities, self._identity
         scores = []
         for candidate in candidates:
-            row = rows[identity_key(candidate.kind.value, candidate.name, id_buckets)]
-            score = candidate.score
-            dense = dense_values(score, best, sum(1 for other in offered_scores if other > score), offered,
-                                 hint_of(candidate.payload), overlap(tokens, candidate.name), metadata,
-                                 candidate.payload, config)
-            total = value * sum(row[index] for index in indices)
+            name = candidate.name
+            row, name_words = identities.get((candidate.kind, name)) or identity(candidate.kind.value, name)
+            score, payload = candidate.score, candidate.payload
+            higher = count - bisect_right(offered_scores, score)
+            total = value * sum([row[index] for index in indices])
             if cross:
-                total += value * score * sum(row[cross + index] for index in indices)
-            for column, feature in enumerate(dense, start):
+                total += value * score * sum([row[cross + index] for index in indices])
+            total += row[base] + row[base + 1] * score + row[base + 2] * (score - best) + row[base + 4] * higher * rank_share
+            if higher == 0:
+                total += row[base + 3]
+            if name_words:
+                total += row[base + 6] * len(name_words & tokens) / len(name_words)
+            if payload:
+                total += row[base + 5] * hint_of(payload)
+                for column, key in enumerate(payload_features, payload_start):
+                    total += row[column] * numeric(payload, key)
+            for column, feature in enumerate(metadata_values, extra_start):
                 total += row[column] * feature
             scores.append(total)
         return scores
+
+    def route(self, task: Task, candidates: list[Candidate]) -> Decision:
+        """The highest-scoring candidate (ties go to the first), as ScoringRouter.route decides, built faster."""
+        scores = self.scores(task, candidates)
+        best = max(range(len(scores)), key=scores.__getitem__)
+        return Decision.model_construct(
+            chosen_candidate_id=candidates[best].candidate_id,
+            scores={candidate.candidate_id: score for candidate, score in zip(candidates, scores)},
+            propensity=1.0, router_version_id=self.version_id, policy="greedy")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": ROUTER_KIND, "config": self.config.to_dict(), "candidate_kinds": list(CANDIDATE_KINDS),

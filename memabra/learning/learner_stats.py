@@ -157,17 +157,21 @@ class LearnerStatsBuilder:
         texts, dense, keys, rewards, propensities = [], [], [], [], []
         config = self.config
         for trajectory in trajectories:
-            chosen, task = trajectory.chosen, trajectory.task
-            scores = [candidate.score for candidate in trajectory.candidates]
-            score = chosen.score
+            task, decision = trajectory.task, trajectory.decision
+            chosen_id, scores, chosen = decision.chosen_candidate_id, [], None
+            for candidate in trajectory.candidates:
+                scores.append(candidate.score)
+                if candidate.candidate_id == chosen_id:
+                    chosen = candidate
+            score, name, payload = chosen.score, chosen.name, chosen.payload
             indices, value, tokens = task_features(task.text, task.metadata, config)
             texts.append((indices, value))
-            dense.append(dense_values(score, max(scores), sum(1 for value in scores if value > score), len(scores),
-                                      hint_of(chosen.payload), overlap(tokens, chosen.name), task.metadata,
-                                      chosen.payload, config))
-            keys.append(identity_key(chosen.kind.value, chosen.name, config.id_buckets))
+            dense.append(dense_values(score, max(scores), sum(other > score for other in scores), len(scores),
+                                      hint_of(payload) if payload else 0.0, overlap(tokens, name), task.metadata,
+                                      payload, config))
+            keys.append(identity_key(chosen.kind.value, name, config.id_buckets))
             rewards.append(trajectory.outcome.reward)
-            propensities.append(trajectory.decision.propensity)
+            propensities.append(decision.propensity)
         return self._build(texts, dense, keys, rewards, propensities)
 
     def stats_of_documents(self, documents: Sequence[dict]) -> LearnerStats:
@@ -187,8 +191,9 @@ class LearnerStatsBuilder:
             metadata = task.get("metadata")
             indices, value, tokens = task_features(task["text"], metadata, config)
             texts.append((indices, value))
-            dense.append(dense_values(score, max(scores), sum(1 for value in scores if value > score), len(scores),
-                                      hint_of(payload), overlap(tokens, name), metadata, payload, config))
+            dense.append(dense_values(score, max(scores), sum(other > score for other in scores), len(scores),
+                                      hint_of(payload) if payload else 0.0, overlap(tokens, name), metadata, payload,
+                                      config))
             keys.append(identity_key(chosen["kind"], name, config.id_buckets))
             rewards.append(document["outcome"]["reward"])
             propensities.append(decision.get("propensity"))

@@ -154,8 +154,11 @@ def overlap(task_tokens: frozenset[str], name: str) -> float:
 def numeric(mapping: dict | None, key: str) -> float:
     """A mapping's value as a float when it is a finite number (not a bool), else 0."""
     value = mapping.get(key) if mapping else None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else 0.0
+    if kind is int or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return float(value) if math.isfinite(value) else 0.0
     return 0.0
 
 
@@ -164,8 +167,10 @@ def dense_values(score: float, best: float, higher: int, offered: int, hint: flo
     """The columns after the task words for one candidate, given how it ranks among the offered ones."""
     values = [1.0, score, score - best, 1.0 if higher == 0 else 0.0,
               higher / (offered - 1) if offered > 1 else 0.0, hint, word_overlap]
-    values += [numeric(metadata, key) for key in config.metadata_features]
-    values += [numeric(payload, key) for key in config.payload_features]
+    if config.metadata_features:
+        values += [numeric(metadata, key) for key in config.metadata_features]
+    if config.payload_features:
+        values += [numeric(payload, key) for key in config.payload_features]
     return values
 
 
