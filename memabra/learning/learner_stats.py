@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 import orjson
 
 from memabra.learning.pair_features import (
-    KIND_INDEX, LearnerConfig, dense_values, hint_of, identity_key, overlap, task_features,
+    DENSE_NAMES, KIND_INDEX, LearnerConfig, hint_of, identity_key, numeric, overlap, task_features,
 )
 from memabra.models import CANDIDATE_KINDS, Trajectory
 
@@ -154,8 +154,8 @@ class LearnerStatsBuilder:
 
     def stats(self, trajectories: Sequence[Trajectory]) -> LearnerStats:
         """Statistics of trajectory models."""
-        texts, dense, keys, rewards, propensities = [], [], [], [], []
-        config = self.config
+        columns = _Columns(self.config)
+        add = columns.add
         for trajectory in trajectories:
             task, decision = trajectory.task, trajectory.decision
             chosen_id, scores, chosen = decision.chosen_candidate_id, [], None
@@ -163,59 +163,54 @@ class LearnerStatsBuilder:
                 scores.append(candidate.score)
                 if candidate.candidate_id == chosen_id:
                     chosen = candidate
-            score, name, payload = chosen.score, chosen.name, chosen.payload
-            indices, value, tokens = task_features(task.text, task.metadata, config)
-            texts.append((indices, value))
-            dense.append(dense_values(score, max(scores), sum(other > score for other in scores), len(scores),
-                                      hint_of(payload) if payload else 0.0, overlap(tokens, name), task.metadata,
-                                      payload, config))
-            keys.append(identity_key(chosen.kind.value, name, config.id_buckets))
-            rewards.append(trajectory.outcome.reward)
-            propensities.append(decision.propensity)
-        return self._build(texts, dense, keys, rewards, propensities)
+            add(task.text, task.metadata, chosen.kind.value, chosen.name, chosen.score, chosen.payload, scores,
+                trajectory.outcome.reward, decision.propensity)
+        return self._build(columns)
 
     def stats_of_documents(self, documents: Sequence[dict]) -> LearnerStats:
         """Statistics of validated plain trajectory documents (missing fields take the model's defaults); equal to
         `stats()` of the same trajectories."""
-        texts, dense, keys, rewards, propensities = [], [], [], [], []
-        config = self.config
+        columns = _Columns(self.config)
+        add = columns.add
         for document in documents:
             decision, task = document["decision"], document["task"]
-            chosen_id = decision["chosen_candidate_id"]
-            scores, chosen = [], None
+            chosen_id, scores, chosen = decision["chosen_candidate_id"], [], None
             for candidate in document["candidates"]:
                 scores.append(candidate.get("score", 0.0))
                 if candidate["candidate_id"] == chosen_id:
                     chosen = candidate
-            score, name, payload = chosen.get("score", 0.0), chosen.get("name", ""), chosen.get("payload")
-            metadata = task.get("metadata")
-            indices, value, tokens = task_features(task["text"], metadata, config)
-            texts.append((indices, value))
-            dense.append(dense_values(score, max(scores), sum(other > score for other in scores), len(scores),
-                                      hint_of(payload) if payload else 0.0, overlap(tokens, name), metadata, payload,
-                                      config))
-            keys.append(identity_key(chosen["kind"], name, config.id_buckets))
-            rewards.append(document["outcome"]["reward"])
-            propensities.append(decision.get("propensity"))
-        return self._build(texts, dense, keys, rewards, propensities)
+            add(task["text"], task.get("metadata"), chosen["kind"], chosen.get("name", ""), chosen.get("score", 0.0),
+                chosen.get("payload"), scores, document["outcome"]["reward"], decision.get("propensity"))
+        return self._build(columns)
 
-    def _build(self, texts: list[tuple[tuple[int, ...], float]], dense, keys, rewards, propensities) -> LearnerStats:
+    def _build(self, columns: "_Columns") -> LearnerStats:
         with threadpool_limits(limits=1, user_api="blas"):  # small products: extra BLAS threads only spin
-            return self._build_single_threaded(texts, dense, keys, rewards, propensities)
+            return self._build_single_threaded(columns)
 
-    def _build_single_threaded(self, texts, dense, keys, rewards, propensities) -> LearnerStats:
+    def _build_single_threaded(self, columns: "_Columns") -> LearnerStats:
         config = self.config
         stats = LearnerStats.zeros(config)
-        count = len(texts)
+        count = len(columns.texts)
         if not count:
             return stats
+        texts, keys, rewards, propensities = columns.texts, columns.keys, columns.rewards, columns.propensities
         propensity = np.array([value or 0.0 for value in propensities], dtype=np.float64)
         inverse = np.divide(1.0, propensity, out=np.ones_like(propensity), where=propensity > 0)
         row_weight = np.minimum(inverse, config.max_importance_weight) ** config.importance_power
         row_weight[propensity <= 0] = 1.0
         matrix = np.empty((count, config.size))
-        matrix[:, config.dense_start:] = dense
-        positions: dict[str, int] = {}
+        dense = matrix[:, config.dense_start:]
+        dense[:, 0] = 1.0
+        dense[:, 1] = score = np.array(columns.scores)
+        dense[:, 2] = score - np.array(columns.bests)
+        higher, offered = np.array(columns.highers, dtype=np.float64), np.array(columns.offered, dtype=np.float64)
+        dense[:, 3] = higher == 0
+        dense[:, 4] = np.divide(higher, offered - 1, out=np.zeros(count), where=offered > 1)
+        dense[:, 5] = columns.hints
+        dense[:, 6] = columns.overlaps
+        if columns.extras:
+            dense[:, len(DENSE_NAMES):] = columns.extras
+        positions: dict[tuple[tuple[int, ...], float], int] = {}
         text_row = np.fromiter((positions.setdefault(text, len(positions)) for text in texts), dtype=np.int64,
                                count=count)
         text_matrix = np.zeros((len(positions), config.task_buckets))
@@ -244,6 +239,33 @@ class LearnerStatsBuilder:
         stats.weight, stats.square = weight, square
         stats.rows, stats.count = row_counts.astype(np.int64), count
         return stats
+
+
+class _Columns:
+    """The per-trajectory values a build needs, column by column (cheaper than a row list each)."""
+
+    def __init__(self, config: LearnerConfig):
+        self.config = config
+        self.texts, self.keys, self.rewards, self.propensities = [], [], [], []
+        self.scores, self.bests, self.highers, self.offered, self.hints, self.overlaps = [], [], [], [], [], []
+        self.extras: list[list[float]] = []
+
+    def add(self, text, metadata, kind, name, score, payload, offered_scores, reward, propensity) -> None:
+        config = self.config
+        indices, value, tokens = task_features(text, metadata, config)
+        self.texts.append((indices, value))
+        self.keys.append(identity_key(kind, name, config.id_buckets))
+        self.rewards.append(reward)
+        self.propensities.append(propensity)
+        self.scores.append(score)
+        self.bests.append(max(offered_scores))
+        self.highers.append(sum(other > score for other in offered_scores))
+        self.offered.append(len(offered_scores))
+        self.hints.append(hint_of(payload) if payload else 0.0)
+        self.overlaps.append(overlap(tokens, name))
+        if config.metadata_features or config.payload_features:
+            self.extras.append([numeric(metadata, key) for key in config.metadata_features]
+                               + [numeric(payload, key) for key in config.payload_features])
 
 
 __all__ = ["KIND_INDEX", "LearnerStats", "LearnerStatsBuilder", "decay_factors", "decayed_sum"]

@@ -116,8 +116,11 @@ def task_words(text: str, buckets: int) -> tuple[tuple[int, ...], float, frozens
 
 
 @lru_cache(maxsize=200_000)
-def _words_with_metadata(text: str, extra: tuple[str, ...], buckets: int) -> tuple[tuple[int, ...], float, frozenset[str]]:
+def _words_with_metadata(text: str, values: tuple, types: tuple, keys: tuple[str, ...],
+                         buckets: int) -> tuple[tuple[int, ...], float, frozenset[str]]:
+    # `types` is part of the cache key only: True, 1 and 1.0 are equal keys but different words.
     indices, _, tokens = task_words(text, buckets)
+    extra = [f"{key}={value}" for key, value in zip(keys, values) if isinstance(value, (str, int, float))]
     merged = tuple(sorted(set(indices).union(zlib.crc32(word.encode()) % buckets for word in extra)))
     return merged, (1.0 / math.sqrt(len(merged)) if merged else 0.0), tokens
 
@@ -125,12 +128,16 @@ def _words_with_metadata(text: str, extra: tuple[str, ...], buckets: int) -> tup
 def task_features(text: str, metadata: dict | None, config: LearnerConfig) -> tuple[tuple[int, ...], float,
                                                                                     frozenset[str]]:
     """The task's hashed word buckets (metadata words included), their value (unit norm) and the text's tokens."""
-    if not config.metadata_words:
+    keys = config.metadata_words
+    if not keys:
         return task_words(text, config.task_buckets)
     metadata = metadata or {}
-    extra = tuple(f"{key}={metadata[key]}" for key in config.metadata_words
-                  if isinstance(metadata.get(key), (str, int, float)))
-    return _words_with_metadata(text, extra, config.task_buckets)
+    values = tuple(metadata.get(key) for key in keys)
+    try:
+        return _words_with_metadata(text, values, tuple(map(type, values)), keys, config.task_buckets)
+    except TypeError:  # an unhashable metadata value (a list or mapping) is no word
+        values = tuple(value if isinstance(value, (str, int, float)) else None for value in values)
+        return _words_with_metadata(text, values, tuple(map(type, values)), keys, config.task_buckets)
 
 
 @lru_cache(maxsize=100_000)
@@ -160,18 +167,6 @@ def numeric(mapping: dict | None, key: str) -> float:
     if kind is int or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return float(value) if math.isfinite(value) else 0.0
     return 0.0
-
-
-def dense_values(score: float, best: float, higher: int, offered: int, hint: float, word_overlap: float,
-                 metadata: dict | None, payload: dict | None, config: LearnerConfig) -> list[float]:
-    """The columns after the task words for one candidate, given how it ranks among the offered ones."""
-    values = [1.0, score, score - best, 1.0 if higher == 0 else 0.0,
-              higher / (offered - 1) if offered > 1 else 0.0, hint, word_overlap]
-    if config.metadata_features:
-        values += [numeric(metadata, key) for key in config.metadata_features]
-    if config.payload_features:
-        values += [numeric(payload, key) for key in config.payload_features]
-    return values
 
 
 def hint_of(payload: dict | None) -> float:
