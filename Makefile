@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BASE_DIR ?= artifacts
 DEMO_TRAJECTORIES ?= 2000
 
-.PHONY: test run cycle bench venv clean demo-data
+.PHONY: test run cycle bench bench-learners venv clean demo-data
 
 venv: $(STAMP)
 
@@ -34,6 +34,11 @@ run: demo-data
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Learners compared on both shipped worlds (true value as a share of the oracle); needs the bench extra (VW).
+bench-learners: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench.learners
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -3,7 +3,7 @@
 For each shipped world and log size, trajectories are logged by epsilon-greedy (0.3) around the heuristic with exact
 propensities; every learner trains on the same logs; its TRUE value (expected reward, no sampling) on fresh tasks is
 reported as a share of the oracle (best offered candidate). A drift case on the support world, and training speed,
-follow. Writes bench/results/learners.json and prints markdown tables. No test asserts on these numbers.
+follow. Writes bench/results/learners.json (and .md) and prints markdown tables. No test asserts on these numbers.
 """
 
 from __future__ import annotations
@@ -330,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     results["seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
-    print(markdown(results))
+    table = markdown(results)
+    args.out.with_suffix(".md").write_text(table + "\n")
+    print(table)
     print(f"({results['seconds']:.0f} s; written to {args.out})")
     return 0
 
