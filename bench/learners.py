@@ -24,6 +24,9 @@ from memabra.demo.support import DRIFTED_FAMILIES
 from memabra.demo.worlds import make_world
 from memabra.learning.dataset import DatasetBuilder
 from memabra.learning.exploration import ExplorationPolicy
+from memabra.learning.hierarchical import train as train_hierarchical_stats
+from memabra.learning.learner_stats import LearnerStatsBuilder, decayed_sum
+from memabra.learning.pair_features import LearnerConfig
 from memabra.learning.routers import HeuristicRouter, Router, ScoringRouter
 from memabra.models import Candidate, Outcome, Task, Trajectory
 
@@ -100,6 +103,20 @@ def train_memabra(trajectories: list[Trajectory]) -> ScoringRouter:
     return builder.train(builder.stats(trajectories))
 
 
+HIERARCHICAL_CONFIG = LearnerConfig(metadata_words=("channel", "tier"), payload_features=("cost",))
+"""The hierarchical learner as a deployment would set it up: the worlds' categorical metadata and candidate cost."""
+SEGMENT_SIZE = 1000
+"""Logs are split into segments of this many trajectories (oldest first), each decayed as the store's would be."""
+
+
+def train_hierarchical(trajectories: list[Trajectory], config: LearnerConfig = HIERARCHICAL_CONFIG) -> ScoringRouter:
+    """The hierarchical ridge learner: per-segment statistics, decayed by the default half-life, summed, solved."""
+    builder = LearnerStatsBuilder(config)
+    segments = [builder.stats(trajectories[start:start + SEGMENT_SIZE])
+                for start in range(0, len(trajectories), SEGMENT_SIZE)]
+    return train_hierarchical_stats(decayed_sum(segments, config), config)
+
+
 def _words(text: str) -> str:
     return " ".join(_TOKEN.findall(text.lower())) or "empty"
 
@@ -156,6 +173,7 @@ def train_vw(trajectories: list[Trajectory], cb_type: str) -> VowpalWabbitRouter
 LEARNERS: dict[str, Callable[[list[Trajectory]], Router]] = {
     "heuristic": lambda trajectories: HeuristicRouter(),
     "memabra": train_memabra,
+    "hierarchical": train_hierarchical,
     "vw_mtr": partial(train_vw, cb_type="mtr"),
     "vw_dr": partial(train_vw, cb_type="dr"),
 }
@@ -216,11 +234,12 @@ def time_training(count: int, runs: int = TIMING_RUNS) -> dict:
     examples already formatted (its text parsing included, our formatting not)."""
     logs = log_trajectories(make_world("support", 1), count, random.Random("timing"))
     examples = vw_training_examples(logs)
-    timings: dict[str, list[float]] = {"memabra": [], **{learner: [] for learner in VW_LEARNERS}}
+    timings: dict[str, list[float]] = {"memabra": [], "hierarchical": [], **{learner: [] for learner in VW_LEARNERS}}
     for _ in range(runs):
-        start = time.perf_counter()
-        train_memabra(logs)
-        timings["memabra"].append(time.perf_counter() - start)
+        for name, learner in (("memabra", train_memabra), ("hierarchical", train_hierarchical)):
+            start = time.perf_counter()
+            learner(logs)
+            timings[name].append(time.perf_counter() - start)
         for learner in VW_LEARNERS:
             workspace = vw_workspace(learner.removeprefix("vw_"))
             start = time.perf_counter()
@@ -251,7 +270,7 @@ def markdown(results: dict) -> str:
         sizes = list(by_size)
         lines += [f"**{world_name} world**", "", "| learner | " + " | ".join(f"{int(s):,}" for s in sizes) + " |",
                   "|---|" + "---|" * len(sizes)]
-        rows = ["heuristic", "memabra", "vw", *VW_LEARNERS]
+        rows = ["heuristic", "memabra", "hierarchical", "vw", *VW_LEARNERS]
         for row in rows:
             cells = []
             for size in sizes:
@@ -266,7 +285,7 @@ def markdown(results: dict) -> str:
                   f"tasks, overall / drifted families {', '.join(DRIFTED_FAMILIES)})**", "",
                   "| learner | data | " + " | ".join(f"N = {int(n):,}" for n in results["drift"]) + " |",
                   "|---|---|" + "---|" * len(results["drift"])]
-        for learner in ("heuristic", "memabra", *VW_LEARNERS):
+        for learner in ("heuristic", "memabra", "hierarchical", *VW_LEARNERS):
             for data in ("old+new", "new only"):
                 cells = []
                 for by_data in results["drift"].values():
@@ -279,7 +298,7 @@ def markdown(results: dict) -> str:
         timing = results["timing"]
         lines += [f"**training speed ({timing['trajectories']:,} support trajectories, median of {timing['runs']})**",
                   "", "| learner | trajectories / s |", "|---|---|"]
-        lines += [f"| {name} | {timing[name]['per_second']:,.0f} |" for name in ("memabra", *VW_LEARNERS)]
+        lines += [f"| {name} | {timing[name]['per_second']:,.0f} |" for name in ("memabra", "hierarchical", *VW_LEARNERS)]
         lines.append("")
     return "\n".join(lines)
 

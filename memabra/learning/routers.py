@@ -91,6 +91,10 @@ def router_from_dict(data: dict[str, Any], version_id: str | None = None) -> Sco
     elif kind == "simple_learning":
         config = FeatureConfig(**data.get("feature_config", {}))
         router = SimpleLearningRouter(np.asarray(data["weights"], dtype=np.float64), config)
+    elif kind == "hierarchical_ridge":
+        from memabra.learning.hierarchical import HierarchicalRouter
+
+        router = HierarchicalRouter.from_dict(data)
     else:
         raise ValueError(f"unknown router kind {kind!r}")
     router.version_id = version_id

@@ -1,0 +1,194 @@
+"""The hierarchical ridge router: a reward model per candidate identity, shrunk to its kind's, shrunk to a global one,
+shrunk to the heuristic (reward = retrieval score), so it follows the heuristic until the logs say otherwise.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from memabra.learning.learner_stats import LearnerStats
+from memabra.learning.pair_features import (
+    DENSE_NAMES, KIND_INDEX, LearnerConfig, hint_of, identity_key, name_tokens, numeric, task_features,
+)
+from memabra.learning.routers import ScoringRouter
+from memabra.models import CANDIDATE_KINDS, Candidate, Decision, Task
+
+ROUTER_KIND = "hierarchical_ridge"
+
+
+def _solve(gram: np.ndarray, moment: np.ndarray, l2: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Ridge weights shrunk towards `parent`: (G + diag(l2))^-1 (m + l2 * parent)."""
+    system = gram + np.diag(l2)
+    return np.linalg.solve(system, moment + l2 * parent)
+
+
+def _penalty(config: LearnerConfig, l2: float) -> np.ndarray:
+    """One level's shrinkage per column: task-word columns `task_l2_scale` times the rest."""
+    penalty = np.full(config.size, float(l2))
+    penalty[:config.dense_start] *= config.task_l2_scale
+    return penalty
+
+
+def prior_weights(config: LearnerConfig) -> np.ndarray:
+    """The weights every level shrinks back to when it has no data: the heuristic's reward = score."""
+    prior = np.zeros(config.size)
+    prior[config.score_column] = config.prior_score_weight
+    return prior
+
+
+def train(stats: LearnerStats, config: LearnerConfig | None = None) -> "HierarchicalRouter":
+    """Fit the router from statistics, top-down: global, then each kind, then each identity bucket."""
+    config = config or stats.config
+    if config.statistics_signature() != stats.config.statistics_signature():
+        raise ValueError("the statistics were built with other feature settings than the training configuration")
+    with threadpool_limits(limits=1, user_api="blas"):  # small systems: extra BLAS threads only spin (3x slower)
+        return _train(stats, config)
+
+
+def _train(stats: LearnerStats, config: LearnerConfig) -> "HierarchicalRouter":
+    scale = 1.0
+    if config.noise_reference > 0 and len(stats.keys):
+        first = _fit(stats, config, 1.0)
+        scale = min(max(noise_variance(stats, config, first) / config.noise_reference, 0.1), 100.0)
+    global_weights, kind_weights, id_weights = _fit(stats, config, scale)
+    return HierarchicalRouter(config, global_weights, kind_weights, stats.keys.copy(), id_weights, noise_scale=scale)
+
+
+def _fit(stats: LearnerStats, config: LearnerConfig, scale: float):
+    """Global, kind and identity weights with every level's shrinkage multiplied by `scale`."""
+    kind_of_key = stats.keys // config.id_buckets
+    l2_global, l2_kind, l2_id = (_penalty(config, l2 * scale) for l2 in (config.l2_global, config.l2_kind,
+                                                                         config.l2_id))
+    global_weights = _solve(stats.gram.sum(axis=0), stats.moment.sum(axis=0), l2_global, prior_weights(config))
+    kind_weights = np.tile(global_weights, (len(CANDIDATE_KINDS), 1))
+    for kind in np.unique(kind_of_key).tolist():
+        mask = kind_of_key == kind
+        kind_weights[kind] = _solve(stats.gram[mask].sum(axis=0), stats.moment[mask].sum(axis=0), l2_kind,
+                                    global_weights)
+    id_weights = np.empty((len(stats.keys), config.size))
+    for slot, kind in enumerate(kind_of_key.tolist()):
+        id_weights[slot] = _solve(stats.gram[slot], stats.moment[slot], l2_id, kind_weights[kind])
+    return global_weights, kind_weights, id_weights
+
+
+def noise_variance(stats: LearnerStats, config: LearnerConfig, fit) -> float:
+    """Reward noise per unit weight: residual sum of squares over the weight left after the fitted degrees of
+    freedom, from the identity fits when they leave at least half the weight free, else from the global fit."""
+    global_weights, _, id_weights = fit
+    l2_id = _penalty(config, config.l2_id)
+    residual = free = 0.0
+    for slot in range(len(stats.keys)):
+        gram, weights = stats.gram[slot], id_weights[slot]
+        residual += stats.square[slot] - 2 * weights @ stats.moment[slot] + weights @ gram @ weights
+        freedom = np.trace(np.linalg.solve(gram + np.diag(l2_id), gram))
+        free += stats.weight[slot] - stats.weight[slot] / max(stats.rows[slot], 1) * freedom
+    total = float(stats.weight.sum())
+    if free >= 0.5 * total:
+        return max(residual / free, 0.0)
+    gram, weights = stats.gram.sum(axis=0), global_weights
+    residual = stats.square.sum() - 2 * weights @ stats.moment.sum(axis=0) + weights @ gram @ weights
+    freedom = np.trace(np.linalg.solve(gram + np.diag(_penalty(config, config.l2_global)), gram))
+    mean_weight = total / max(int(stats.rows.sum()), 1)
+    return max(residual / max(total - mean_weight * freedom, 0.5 * total), 0.0)
+
+
+class HierarchicalRouter(ScoringRouter):
+    """Scores each candidate with its identity bucket's weights (its kind's when the identity was never logged)."""
+
+    def __init__(self, config: LearnerConfig, global_weights: np.ndarray, kind_weights: np.ndarray,
+                 id_keys: np.ndarray, id_weights: np.ndarray, version_id: str | None = None,
+                 noise_scale: float = 1.0):
+        size = config.size
+        if (global_weights.shape != (size,) or kind_weights.shape != (len(CANDIDATE_KINDS), size)
+                or id_weights.shape != (len(id_keys), size)):
+            raise ValueError(f"router weights do not fit {size} features; retrain the router")
+        if not all(np.isfinite(array).all() for array in (global_weights, kind_weights, id_weights)):
+            raise ValueError("router weights hold non-finite values; retrain the router")
+        self.config = config
+        self.global_weights, self.kind_weights = global_weights, kind_weights
+        self.id_keys, self.id_weights = np.asarray(id_keys, dtype=np.int64), id_weights
+        self.version_id = version_id
+        self.noise_scale = noise_scale
+        kind_rows = kind_weights.tolist()
+        self._rows = {kind * config.id_buckets + bucket: kind_rows[kind]
+                      for kind in range(len(CANDIDATE_KINDS)) for bucket in range(config.id_buckets)}
+        self._rows.update(zip(self.id_keys.tolist(), id_weights.tolist()))
+        self._identities: dict[tuple[str, str], tuple[list[float], frozenset[str]]] = {}
+
+    def _identity(self, kind: str, name: str) -> tuple[list[float], frozenset[str]]:
+        """An identity's weight row and name tokens, remembered (a bounded number of them)."""
+        if len(self._identities) > 100_000:
+            self._identities.clear()
+        found = self._identities[kind, name] = (
+            self._rows[identity_key(kind, name, self.config.id_buckets)], name_tokens(name))
+        return found
+
+    def scores(self, task: Task, candidates: list[Candidate]) -> list[float]:
+        config = self.config
+        base, cross = config.dense_start, config.task_buckets if config.score_cross else 0
+        indices, value, tokens = task_features(task.text, task.metadata, config)
+        offered_scores = sorted(candidate.score for candidate in candidates)
+        count, best = len(offered_scores), offered_scores[-1]
+        rank_share = 1.0 / (count - 1) if count > 1 else 0.0
+        extra_start = base + len(DENSE_NAMES)
+        metadata_values = [numeric(task.metadata, key) for key in config.metadata_features]
+        payload_start = extra_start + len(metadata_values)
+        payload_features = config.payload_features
+        identities, identity = self._identities, self._identity
+        scores = []
+        for candidate in candidates:
+            name = candidate.name
+            row, name_words = identities.get((candidate.kind, name)) or identity(candidate.kind.value, name)
+            score, payload = candidate.score, candidate.payload
+            higher = count - bisect_right(offered_scores, score)
+            total = value * sum([row[index] for index in indices])
+            if cross:
+                total += value * score * sum([row[cross + index] for index in indices])
+            total += row[base] + row[base + 1] * score + row[base + 2] * (score - best) + row[base + 4] * higher * rank_share
+            if higher == 0:
+                total += row[base + 3]
+            if name_words:
+                total += row[base + 6] * len(name_words & tokens) / len(name_words)
+            if payload:
+                total += row[base + 5] * hint_of(payload)
+                for column, key in enumerate(payload_features, payload_start):
+                    total += row[column] * numeric(payload, key)
+            for column, feature in enumerate(metadata_values, extra_start):
+                total += row[column] * feature
+            scores.append(total)
+        return scores
+
+    def route(self, task: Task, candidates: list[Candidate]) -> Decision:
+        """The highest-scoring candidate (ties go to the first), as ScoringRouter.route decides, built faster."""
+        scores = self.scores(task, candidates)
+        best = max(range(len(scores)), key=scores.__getitem__)
+        return Decision.model_construct(
+            chosen_candidate_id=candidates[best].candidate_id,
+            scores={candidate.candidate_id: score for candidate, score in zip(candidates, scores)},
+            propensity=1.0, router_version_id=self.version_id, policy="greedy")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": ROUTER_KIND, "config": self.config.to_dict(), "candidate_kinds": list(CANDIDATE_KINDS),
+                "global_weights": self.global_weights.tolist(), "kind_weights": self.kind_weights.tolist(),
+                "id_keys": self.id_keys.tolist(), "id_weights": self.id_weights.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], version_id: str | None = None) -> "HierarchicalRouter":
+        """Rebuild a router from `to_dict()` output; ValueError when it does not fit together."""
+        if list(data.get("candidate_kinds", CANDIDATE_KINDS)) != list(CANDIDATE_KINDS):
+            raise ValueError("the saved router knows other candidate kinds than this memabra; retrain it")
+        try:
+            config = LearnerConfig.from_dict(data["config"])
+            id_keys = np.asarray(data["id_keys"], dtype=np.int64).reshape(-1)
+            id_weights = np.asarray(data["id_weights"], dtype=np.float64).reshape(len(id_keys), config.size)
+            router = cls(config, np.asarray(data["global_weights"], dtype=np.float64),
+                         np.asarray(data["kind_weights"], dtype=np.float64), id_keys, id_weights, version_id)
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"the saved router lacks or garbles {error}; retrain it") from None
+        if len(id_keys) and (id_keys.min() < 0 or id_keys.max() >= len(KIND_INDEX) * config.id_buckets):
+            raise ValueError("the saved router has identity keys out of range; retrain it")
+        return router
