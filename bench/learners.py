@@ -24,10 +24,9 @@ from memabra.demo.support import DRIFTED_FAMILIES
 from memabra.demo.worlds import make_world
 from memabra.learning.dataset import DatasetBuilder
 from memabra.learning.exploration import ExplorationPolicy
-from memabra.learning.hierarchical import train as train_hierarchical_stats
-from memabra.learning.learner_stats import LearnerStatsBuilder, decayed_sum
 from memabra.learning.pair_features import LearnerConfig
 from memabra.learning.routers import HeuristicRouter, Router, ScoringRouter
+from memabra.learning.train import train_router
 from memabra.models import Candidate, Outcome, Task, Trajectory
 
 RESULTS = Path(__file__).resolve().parent / "results" / "learners.json"
@@ -97,24 +96,17 @@ def true_value(router: Router, evaluation: EvaluationSet, families: tuple[str, .
 
 # -- learners ---------------------------------------------------------------------------------------------------------
 
-def train_memabra(trajectories: list[Trajectory]) -> ScoringRouter:
-    """Today's challenger: one batch ridge fit per candidate kind over everything given."""
-    builder = DatasetBuilder()
-    return builder.train(builder.stats(trajectories))
-
-
 HIERARCHICAL_CONFIG = LearnerConfig(metadata_words=("channel", "tier"), payload_features=("cost",))
-"""The hierarchical learner as a deployment would set it up: the worlds' categorical metadata and candidate cost."""
-SEGMENT_SIZE = 1000
-"""Logs are split into segments of this many trajectories (oldest first), each decayed as the store's would be."""
+"""memabra's learner as a deployment would set it up: the worlds' categorical metadata and candidate cost named in
+the settings (`metadata_words`, `payload_features`)."""
 
 
-def train_hierarchical(trajectories: list[Trajectory], config: LearnerConfig = HIERARCHICAL_CONFIG) -> ScoringRouter:
-    """The hierarchical ridge learner: per-segment statistics, decayed by the default half-life, summed, solved."""
-    builder = LearnerStatsBuilder(config)
-    segments = [builder.stats(trajectories[start:start + SEGMENT_SIZE])
-                for start in range(0, len(trajectories), SEGMENT_SIZE)]
-    return train_hierarchical_stats(decayed_sum(segments, config), config)
+def train_memabra(trajectories: list[Trajectory], config: LearnerConfig = HIERARCHICAL_CONFIG) -> ScoringRouter:
+    """memabra's challenger as a cycle trains it: the dataset stage (each row decayed by its age, newest last), then
+    the train stage."""
+    builder = DatasetBuilder(config)
+    ages = list(range(len(trajectories) - 1, -1, -1))
+    return train_router(builder.stats(trajectories, ages=ages), config)
 
 
 def _words(text: str) -> str:
@@ -173,7 +165,6 @@ def train_vw(trajectories: list[Trajectory], cb_type: str) -> VowpalWabbitRouter
 LEARNERS: dict[str, Callable[[list[Trajectory]], Router]] = {
     "heuristic": lambda trajectories: HeuristicRouter(),
     "memabra": train_memabra,
-    "hierarchical": train_hierarchical,
     "vw_mtr": partial(train_vw, cb_type="mtr"),
     "vw_dr": partial(train_vw, cb_type="dr"),
 }
@@ -234,9 +225,9 @@ def time_training(count: int, runs: int = TIMING_RUNS) -> dict:
     examples already formatted (its text parsing included, our formatting not)."""
     logs = log_trajectories(make_world("support", 1), count, random.Random("timing"))
     examples = vw_training_examples(logs)
-    timings: dict[str, list[float]] = {"memabra": [], "hierarchical": [], **{learner: [] for learner in VW_LEARNERS}}
+    timings: dict[str, list[float]] = {"memabra": [], **{learner: [] for learner in VW_LEARNERS}}
     for _ in range(runs):
-        for name, learner in (("memabra", train_memabra), ("hierarchical", train_hierarchical)):
+        for name, learner in (("memabra", train_memabra),):
             start = time.perf_counter()
             learner(logs)
             timings[name].append(time.perf_counter() - start)
@@ -270,7 +261,7 @@ def markdown(results: dict) -> str:
         sizes = list(by_size)
         lines += [f"**{world_name} world**", "", "| learner | " + " | ".join(f"{int(s):,}" for s in sizes) + " |",
                   "|---|" + "---|" * len(sizes)]
-        rows = ["heuristic", "memabra", "hierarchical", "vw", *VW_LEARNERS]
+        rows = ["heuristic", "memabra", "vw", *VW_LEARNERS]
         for row in rows:
             cells = []
             for size in sizes:
@@ -285,7 +276,7 @@ def markdown(results: dict) -> str:
                   f"tasks, overall / drifted families {', '.join(DRIFTED_FAMILIES)})**", "",
                   "| learner | data | " + " | ".join(f"N = {int(n):,}" for n in results["drift"]) + " |",
                   "|---|---|" + "---|" * len(results["drift"])]
-        for learner in ("heuristic", "memabra", "hierarchical", *VW_LEARNERS):
+        for learner in ("heuristic", "memabra", *VW_LEARNERS):
             for data in ("old+new", "new only"):
                 cells = []
                 for by_data in results["drift"].values():
@@ -298,7 +289,7 @@ def markdown(results: dict) -> str:
         timing = results["timing"]
         lines += [f"**training speed ({timing['trajectories']:,} support trajectories, median of {timing['runs']})**",
                   "", "| learner | trajectories / s |", "|---|---|"]
-        lines += [f"| {name} | {timing[name]['per_second']:,.0f} |" for name in ("memabra", "hierarchical", *VW_LEARNERS)]
+        lines += [f"| {name} | {timing[name]['per_second']:,.0f} |" for name in ("memabra", *VW_LEARNERS)]
         lines.append("")
     return "\n".join(lines)
 

@@ -44,6 +44,7 @@ DEMO_TRAJECTORIES_FOR_EMPTY_STORE = 2_000
 SETTING_GROUPS = {
     "store": "store",
     "cycle": "cycle",
+    "learning": "learning",
     "gates": "promotion gates",
     "benchmark": "benchmark (your agent)",
     "exploration": "exploration and demo trajectories",
@@ -93,6 +94,10 @@ def _finite_float(value: str) -> float:
     return number
 
 
+def _comma_separated(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def _flag_options(name: str, info: FieldInfo) -> dict[str, Any]:
     """argparse options for one setting: its type or choices, metavar and help, from the field itself."""
     annotation = info.annotation
@@ -101,13 +106,15 @@ def _flag_options(name: str, info: FieldInfo) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if typing.get_origin(annotation) is typing.Literal:
         options["choices"] = typing.get_args(annotation)
+    elif typing.get_origin(annotation) is list:
+        options["type"] = _comma_separated
     else:
         options["type"] = {int: _whole_number, float: _finite_float, Path: Path}.get(annotation, str)
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     if "metavar" in extra:
         options["metavar"] = extra["metavar"]
     default = info.get_default(call_default_factory=True)
-    shown = "none" if default is None else default
+    shown = "none" if default in (None, []) else default
     what = " ".join((info.description or "").split())
     options["help"] = f"{what} (default {shown}; also {ENV_PREFIX}{name.upper()})"
     return options
@@ -236,7 +243,7 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> Bas
     elif args.status:
         from memabra.status import store_status
 
-        result = store_status(store, args.seen_trajectory_store)
+        result = store_status(store, args.seen_trajectory_store, settings)
     elif args.list_versions:
         result = {"versions": store.versions.list_versions()}
     elif args.rollback:

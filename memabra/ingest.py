@@ -49,9 +49,9 @@ def stored_trajectory_ids(base_dir: Path) -> set[str]:
     cache = SummaryCache(store.layout, DatasetBuilder())
     ids: set[str] = set()
     for item in store.files():
-        summary = cache.load(item) if item.sealed else None
-        if summary is not None:
-            ids.update(summary.ids)
+        cached_ids = cache.load_ids(item) if item.sealed else None
+        if cached_ids is not None:
+            ids.update(cached_ids)
             continue
         with gc_paused():
             documents = store.read_documents(item)

@@ -14,6 +14,7 @@ from memabra.learning.routers import HeuristicRouter
 from memabra.learning.versions import load_version_router
 from memabra.models import GateResult, OffPolicySection
 from memabra.results import StoreStatus
+from memabra.settings import Settings
 from memabra.status import store_status
 from memabra.storage.atomic import read_json
 from memabra.storage.folders import TimestampedFolder
@@ -120,12 +121,12 @@ def short_gate_reason(gate: dict[str, Any]) -> str:
     return f"{gate.get('gate')} {gate.get('value', 0):.2g} {missed} {gate.get('threshold', 0):g}"
 
 
-def load_overview(store: Store | Path) -> Overview:
+def load_overview(store: Store | Path, settings: Settings | None = None) -> Overview:
     """Status, versions and reports of a store; a damaged part becomes a problem line instead of an error."""
     store = Store.of(store)
     problems: list[str] = []
     try:
-        status = store_status(store)
+        status = store_status(store, settings=settings)
     except MemabraError as exc:
         status = None
         problems.append(str(exc))

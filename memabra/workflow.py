@@ -16,7 +16,7 @@ from memabra.evaluation.benchmark import BenchmarkSuite
 from memabra.evaluation.counterfactual import compare_routers
 from memabra.evaluation.evaluator import Evaluation, Evaluator, Executor
 from memabra.evaluation.offpolicy import mean_interval
-from memabra.learning.dataset import DatasetBuilder, TrainingStats
+from memabra.learning.dataset import DatasetBuilder, TrainingStats, dataset_builder
 from memabra.learning.routers import HeuristicRouter, ScoringRouter
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.train import train_router
@@ -79,6 +79,7 @@ class _Cycle:
         self.off_policy: OffPolicySection | None = None
         self.evidence = UncertaintyEvidence()
         self.started_at = clock()
+        self.builder = dataset_builder(settings)
 
     def emit(self, stage: str, done: int, total: int, message: str = "") -> None:
         if self.on_event:
@@ -133,7 +134,8 @@ class _Cycle:
             self.store.trajectories.seal_abandoned_journals()
         seen = self.seen.read()
         index = ArtifactIndex.scan(self.store, set(seen.trajectory_ids), seen_segments=seen.segments,
-                                   on_file=lambda done, total: self.emit("scan", done, total, "reading trajectories"))
+                                   on_file=lambda done, total: self.emit("scan", done, total, "reading trajectories"),
+                                   builder=self.builder)
         unreadable = [entry.file for entry in index.invalid if entry.position == UNREADABLE_FILE]
         self.emit("scan", 1, 1, f"{index.training_count} training trajectories, {len(index.unseen_ids)} new, "
                                 f"{len(index.invalid)} invalid"
@@ -161,7 +163,8 @@ class _Cycle:
             return []
         self.emit("dataset", 0, 1, f"holding out the newest {count} new trajectories")
         held_out = index.newest_training(count, only=set(index.unseen_ids))
-        stats.subtract(DatasetBuilder(index.config).stats(held_out))
+        ages = index.ages({trajectory.trajectory_id for trajectory in held_out})
+        stats.subtract(self.builder.stats(held_out, ages=[ages[t.trajectory_id] for t in held_out]))
         self.emit("dataset", 1, 1, f"held out the newest {len(held_out)} new trajectories")
         return held_out
 

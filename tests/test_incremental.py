@@ -24,10 +24,11 @@ from tests.test_models import trajectory_doc
 def full_retrain_weights(base_dir):
     """Weights fitted from scratch on every stored non-benchmark trajectory (first run of each id)."""
     trajectories, _ = TrajectoryStore(base_dir).load_all()
-    unique = {t.trajectory_id: t for t in reversed(trajectories)}
-    training = [t for t in unique.values() if not t.is_benchmark]
-    builder = DatasetBuilder()
-    return train_router(builder.stats(training)).weights
+    seen: set[str] = set()
+    first_runs = [t for t in trajectories if not (t.trajectory_id in seen or seen.add(t.trajectory_id))]
+    training = [t for t in first_runs if not t.is_benchmark]
+    ages = list(range(len(training) - 1, -1, -1))  # each decays by the training runs stored after it
+    return train_router(DatasetBuilder().stats(training, ages=ages)).weights
 
 
 def indexed_weights(base_dir):
@@ -187,12 +188,11 @@ def test_plain_documents_give_the_same_statistics_as_models(seeded_store):
         documents = store.read_plain_documents(item)
         assert documents is not None
         models = [t for t in store.read_batch(item).trajectories if not t.is_benchmark]
-        plain = builder.stats_of_documents([d for d in documents if d.get("source") != "benchmark"])
-        expected = builder.stats(models)
-        np.testing.assert_array_equal(plain.gram, expected.gram)
-        np.testing.assert_array_equal(plain.moment, expected.moment)
-        assert (plain.count, plain.weight_sum, plain.reward_sum) == (expected.count, expected.weight_sum,
-                                                                     expected.reward_sum)
+        plain = builder.file_stats_of_documents([d for d in documents if d.get("source") != "benchmark"])
+        expected = builder.file_stats(models)
+        for name, array in expected.to_arrays().items():
+            np.testing.assert_array_equal(plain.to_arrays()[name], array, err_msg=name)
+        assert plain.count == expected.count == len(models)
 
 
 def test_a_cycle_holds_out_at_most_max_held_out_trajectories(seeded_store, monkeypatch):

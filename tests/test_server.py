@@ -94,7 +94,7 @@ def test_status_is_the_cli_status_document(seeded_store):
     with running_server(seeded_store) as url, client(url) as http:
         response = http.get("/v1/status")
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
-    assert response.json() == json.loads(orjson.dumps(store_status(seeded_store)))
+    assert response.json() == json.loads(orjson.dumps(store_status(seeded_store).document()))
     assert response.json()["trajectory_count"] == 2000
 
 

@@ -127,6 +127,11 @@ class HierarchicalRouter(ScoringRouter):
             self._rows[identity_key(kind, name, self.config.id_buckets)], name_tokens(name))
         return found
 
+    @property
+    def weights(self) -> np.ndarray:
+        """Every weight of the router in one flat array (global, each kind, each identity), for comparisons."""
+        return np.concatenate([self.global_weights, self.kind_weights.ravel(), self.id_weights.ravel()])
+
     def scores(self, task: Task, candidates: list[Candidate]) -> list[float]:
         config = self.config
         base, cross = config.dense_start, config.task_buckets if config.score_cross else 0

@@ -152,8 +152,8 @@ class LearnerStatsBuilder:
     def __init__(self, config: LearnerConfig | None = None):
         self.config = config or LearnerConfig()
 
-    def stats(self, trajectories: Sequence[Trajectory]) -> LearnerStats:
-        """Statistics of trajectory models."""
+    def stats(self, trajectories: Sequence[Trajectory], factors: np.ndarray | None = None) -> LearnerStats:
+        """Statistics of trajectory models; `factors` scales each row's weight (decay by age)."""
         columns = _Columns(self.config)
         add = columns.add
         for trajectory in trajectories:
@@ -165,9 +165,9 @@ class LearnerStatsBuilder:
                     chosen = candidate
             add(task.text, task.metadata, chosen.kind.value, chosen.name, chosen.score, chosen.payload, scores,
                 trajectory.outcome.reward, decision.propensity)
-        return self._build(columns)
+        return self._build(columns, factors)
 
-    def stats_of_documents(self, documents: Sequence[dict]) -> LearnerStats:
+    def stats_of_documents(self, documents: Sequence[dict], factors: np.ndarray | None = None) -> LearnerStats:
         """Statistics of validated plain trajectory documents (missing fields take the model's defaults); equal to
         `stats()` of the same trajectories."""
         columns = _Columns(self.config)
@@ -181,13 +181,13 @@ class LearnerStatsBuilder:
                     chosen = candidate
             add(task["text"], task.get("metadata"), chosen["kind"], chosen.get("name", ""), chosen.get("score", 0.0),
                 chosen.get("payload"), scores, document["outcome"]["reward"], decision.get("propensity"))
-        return self._build(columns)
+        return self._build(columns, factors)
 
-    def _build(self, columns: "_Columns") -> LearnerStats:
+    def _build(self, columns: "_Columns", factors: np.ndarray | None) -> LearnerStats:
         with threadpool_limits(limits=1, user_api="blas"):  # small products: extra BLAS threads only spin
-            return self._build_single_threaded(columns)
+            return self._build_single_threaded(columns, factors)
 
-    def _build_single_threaded(self, columns: "_Columns") -> LearnerStats:
+    def _build_single_threaded(self, columns: "_Columns", factors: np.ndarray | None) -> LearnerStats:
         config = self.config
         stats = LearnerStats.zeros(config)
         count = len(columns.texts)
@@ -198,6 +198,8 @@ class LearnerStatsBuilder:
         inverse = np.divide(1.0, propensity, out=np.ones_like(propensity), where=propensity > 0)
         row_weight = np.minimum(inverse, config.max_importance_weight) ** config.importance_power
         row_weight[propensity <= 0] = 1.0
+        if factors is not None:
+            row_weight = row_weight * np.asarray(factors, dtype=np.float64)
         matrix = np.empty((count, config.size))
         dense = matrix[:, config.dense_start:]
         dense[:, 0] = 1.0

@@ -54,7 +54,7 @@ class LearnerConfig:
     """Clip of 1/propensity: measured on both shipped worlds, 5 beat 20 and 50 at every size (less variance)."""
     importance_power: float = 1.0
     """Rows weigh min(1/propensity, max_importance_weight) ** importance_power (0 = unweighted)."""
-    half_life: float = 1_000.0
+    half_life: float | None = 1_000.0
     """Trajectories after which a segment's statistics count half; the caller applies it per segment. Measured:
     after a drift, 10k old + 2k new logs reach 98% of new-only on the drifted families (65% with no decay), while
     10k stationary logs lose under a point against no decay."""
@@ -63,9 +63,11 @@ class LearnerConfig:
         for name in ("task_buckets", "id_buckets"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"learner setting {name} must be a positive whole number")
-        for name in ("l2_global", "l2_kind", "l2_id", "task_l2_scale", "max_importance_weight", "half_life"):
+        for name in ("l2_global", "l2_kind", "l2_id", "task_l2_scale", "max_importance_weight"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"learner setting {name} must be above 0")
+        if self.half_life is not None and not self.half_life > 0:
+            raise ValueError("learner setting half_life must be above 0, or none for no decay")
         object.__setattr__(self, "metadata_features", tuple(self.metadata_features))
         object.__setattr__(self, "payload_features", tuple(self.payload_features))
         object.__setattr__(self, "metadata_words", tuple(self.metadata_words))

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memabra.learning.dataset import DatasetBuilder, TrainingStats
-from memabra.learning.features import FeatureConfig
+from memabra.learning.dataset import DatasetBuilder, TrainingStats, decay_factor
+from memabra.learning.pair_features import LearnerConfig
 from memabra.learning.summaries import SummaryCache, claim_segment, summarise_file
 from memabra.models import Trajectory
 from memabra.storage.store import Store
@@ -28,7 +28,7 @@ class ArtifactIndex:
     """
 
     store: Store
-    config: FeatureConfig
+    config: LearnerConfig
     summaries: list = field(default_factory=list)
     """One `FileSummary` per file, oldest first; an id stored twice counts in its first file only."""
     unseen_ids: list[str] = field(default_factory=list)
@@ -98,13 +98,33 @@ class ArtifactIndex:
         return sum(summary.stats.count for summary in self.summaries if summary.key in self.seen_segments)
 
     def training_stats(self, on_file=None) -> TrainingStats:
-        """Statistics of every stored training trajectory: the sum of the files' statistics."""
+        """Statistics of every stored training trajectory: the files' statistics, each decayed by the training
+        trajectories in newer files (a file too old to count any more is left out)."""
         stats = TrainingStats.zeros(self.config)
-        for done, summary in enumerate(self.summaries, start=1):
-            stats.add(summary.stats)
+        newer = 0
+        for done, summary in enumerate(reversed(self.summaries), start=1):
+            factor = decay_factor(newer, self.config.half_life)
+            if factor >= NEGLIGIBLE_WEIGHT:
+                stats.add(summary.stats if factor == 1.0 else summary.stats.scaled(factor))
+            newer += summary.stats.count
             if on_file:
                 on_file(done, len(self.summaries))
+        stats.count = self.training_count
         return stats
+
+    def ages(self, trajectory_ids: set[str]) -> dict[str, int]:
+        """Each given training trajectory's age: how many training trajectories were stored after it."""
+        found: dict[str, int] = {}
+        newer = 0
+        for summary in reversed(self.summaries):
+            last = len(summary.training_ids) - 1
+            for position, trajectory_id in enumerate(summary.training_ids):
+                if trajectory_id in trajectory_ids:
+                    found[trajectory_id] = newer + last - position
+            newer += len(summary.training_ids)
+            if len(found) == len(trajectory_ids):
+                break
+        return found
 
     def sealed_training_ids(self) -> dict[str, list[str]]:
         """The training ids of each sealed segment not yet recorded as wholly seen."""
@@ -146,6 +166,8 @@ class ArtifactIndex:
         return found[len(found) - count:] if count > 0 else []
 
 
+NEGLIGIBLE_WEIGHT = 1e-9
+"""A file whose decay factor is below this adds nothing a float can hold next to the newer files: skipped."""
 PARALLEL_MIN_SEGMENTS = 6
 """A scan summarises uncached segments in a second process too only when at least this many need it: the worker's
 start-up (a fresh interpreter importing memabra, about 0.3 s) must be repaid."""
@@ -172,7 +194,6 @@ class _SegmentWorker:
         claims = Path(tempfile.mkdtemp(prefix="memabra-claims-"))
         offered = list(reversed(uncached[len(uncached) // 3:]))
         request = {"base_dir": str(base_dir), "claims": str(claims), "config": builder.config.to_dict(),
-                   "max_importance_weight": builder.max_importance_weight,
                    "segments": [[item.key, str(item.path)] for item in offered]}
         package_root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}

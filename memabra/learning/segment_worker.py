@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 from memabra.learning.dataset import DatasetBuilder
-from memabra.learning.features import FeatureConfig
+from memabra.learning.pair_features import LearnerConfig
 from memabra.learning.summaries import SummaryCache, claim_segment, summarise_file
 from memabra.storage.trajectories import TrajectoryFile, TrajectoryStore, gc_paused
 
 
 def main(request: dict) -> None:
-    builder = DatasetBuilder(FeatureConfig(**request["config"]), request["max_importance_weight"])
+    builder = DatasetBuilder(LearnerConfig.from_dict(request["config"]))
     store = TrajectoryStore(Path(request["base_dir"]))
     cache = SummaryCache(store.layout, builder)
     claims = Path(request["claims"])

@@ -17,13 +17,14 @@ import orjson
 
 from memabra.errors import StoreWriteError
 from memabra.learning.dataset import DatasetBuilder, TrainingStats
-from memabra.models import CANDIDATE_KINDS
 from memabra.storage.atomic import atomic_write_bytes
 from memabra.storage.layout import StoreLayout
 from memabra.storage.trajectories import InvalidTrajectory, TrajectoryBatch, TrajectoryFile, TrajectoryStore, gc_paused
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 """Bumped whenever what a summary holds changes, so older cache files count as stale."""
+STATS_PREFIX = "stats_"
+"""Array names of the statistics inside a cache file (the rest are the summary's own)."""
 
 
 @dataclass
@@ -51,7 +52,7 @@ class FileSummary:
         """Summarise a validated file, keeping each id's first run and leaving out the ids in skip_ids."""
         kept = _first_runs(batch.trajectories, lambda t: t.trajectory_id, skip_ids)
         benchmark = np.fromiter((t.is_benchmark for t in kept), dtype=bool, count=len(kept))
-        stats = builder.stats([t for t in kept if not t.is_benchmark])
+        stats = builder.file_stats([t for t in kept if not t.is_benchmark])
         return cls(batch.file.key, [t.trajectory_id for t in kept], benchmark, list(batch.invalid), stats,
                    batch.file.sealed)
 
@@ -61,7 +62,8 @@ class FileSummary:
         """Summarise a segment whose documents all passed validation as plain dicts (the same as of_batch)."""
         kept = _first_runs(documents, lambda d: d["trajectory_id"], skip_ids)
         benchmark = np.fromiter((d.get("source") == "benchmark" for d in kept), dtype=bool, count=len(kept))
-        stats = builder.stats_of_documents([d for d, is_benchmark in zip(kept, benchmark.tolist()) if not is_benchmark])
+        stats = builder.file_stats_of_documents([d for d, is_benchmark in zip(kept, benchmark.tolist())
+                                                 if not is_benchmark])
         return cls(item.key, [d["trajectory_id"] for d in kept], benchmark, [], stats, item.sealed)
 
 
@@ -78,7 +80,8 @@ def _first_runs(items: list, id_of, skip_ids: set[str] | None) -> list:
 
 
 class SummaryCache:
-    """Summaries of sealed segments for one feature configuration, one `.npz` file per segment."""
+    """Summaries of sealed segments, one `.npz` file per segment: ids for any configuration, statistics for the
+    learner configuration (and half-life) they were built with."""
 
     def __init__(self, layout: StoreLayout, builder: DatasetBuilder):
         self.folder = layout.cache_dir / "segments"
@@ -87,30 +90,40 @@ class SummaryCache:
     def _path(self, item: TrajectoryFile):
         return self.folder / f"{item.key}.npz"
 
-    def _signature(self, item: TrajectoryFile) -> dict | None:
+    def _file_signature(self, item: TrajectoryFile) -> dict | None:
         try:
             stat = item.path.stat()
         except OSError:
             return None
-        return {"format": CACHE_FORMAT, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                "features": self.builder.config.to_dict(), "max_importance_weight": self.builder.max_importance_weight}
+        return {"format": CACHE_FORMAT, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
-    def load(self, item: TrajectoryFile) -> FileSummary | None:
-        """The cached summary of a sealed segment, or None when it is missing, stale or unreadable."""
-        signature = self._signature(item)
-        if signature is None:
-            return None
+    def _meta(self, arrays, item: TrajectoryFile) -> dict | None:
+        """The cache file's meta when it still describes the segment as it is on disk."""
+        signature = self._file_signature(item)
+        meta = orjson.loads(arrays["meta"].tobytes())
+        return meta if signature is not None and meta.get("file") == signature else None
+
+    def load_ids(self, item: TrajectoryFile) -> list[str] | None:
+        """The ids of a sealed segment from its cache whatever learner built it, or None when missing or stale."""
         try:
             with np.load(self._path(item), allow_pickle=False) as arrays:
-                meta = orjson.loads(arrays["meta"].tobytes())
-                if meta.get("signature") != signature:
+                meta = self._meta(arrays, item)
+                return list(meta["ids"]) if meta is not None else None
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, orjson.JSONDecodeError, EOFError):
+            return None
+
+    def load(self, item: TrajectoryFile) -> FileSummary | None:
+        """The cached summary of a sealed segment, or None when it is missing, stale, built for another learner
+        configuration, or unreadable."""
+        try:
+            with np.load(self._path(item), allow_pickle=False) as arrays:
+                meta = self._meta(arrays, item)
+                if meta is None or meta.get("learner") != self.builder.signature():
                     return None
-                stats = TrainingStats(arrays["gram"], arrays["moment"], arrays["kind_counts"],
-                                      meta["reward_sum"], meta["weight_sum"], meta["count"])
+                stats = TrainingStats.from_arrays(self.builder.config, {
+                    name[len(STATS_PREFIX):]: arrays[name] for name in arrays.files if name.startswith(STATS_PREFIX)})
                 benchmark = arrays["benchmark"]
-            kinds, size = len(CANDIDATE_KINDS), self.builder.config.block_size
-            if (stats.gram.shape != (kinds, size, size) or stats.moment.shape != (kinds, size)
-                    or len(benchmark) != len(meta["ids"])):
+            if len(benchmark) != len(meta["ids"]):
                 return None
             invalid = [InvalidTrajectory(**entry) for entry in meta["invalid"]]
             return FileSummary(item.key, meta["ids"], benchmark.astype(bool), invalid, stats)
@@ -119,15 +132,14 @@ class SummaryCache:
 
     def save(self, item: TrajectoryFile, summary: FileSummary) -> None:
         """Keep a sealed segment's summary (atomically); a store we may not write just goes without."""
-        signature = self._signature(item)
+        signature = self._file_signature(item)
         if signature is None:
             return
-        stats = summary.stats
-        meta = {"signature": signature, "ids": summary.ids, "invalid": [entry.to_dict() for entry in summary.invalid],
-                "reward_sum": stats.reward_sum, "weight_sum": stats.weight_sum, "count": stats.count}
+        meta = {"file": signature, "learner": self.builder.signature(), "ids": summary.ids,
+                "invalid": [entry.to_dict() for entry in summary.invalid]}
+        stats = {STATS_PREFIX + name: array for name, array in summary.stats.to_arrays().items()}
         buffer = io.BytesIO()
-        np.savez(buffer, meta=np.frombuffer(orjson.dumps(meta), dtype=np.uint8), gram=stats.gram,
-                 moment=stats.moment, kind_counts=stats.kind_counts, benchmark=summary.benchmark)
+        np.savez(buffer, meta=np.frombuffer(orjson.dumps(meta), dtype=np.uint8), benchmark=summary.benchmark, **stats)
         try:
             atomic_write_bytes(self._path(item), buffer.getvalue())
         except StoreWriteError:

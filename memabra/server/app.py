@@ -157,7 +157,8 @@ def create_app(settings: ServerSettings) -> Starlette:
     async def get_status(request: Request) -> Response:
         from memabra.status import store_status
 
-        return json_response(await in_thread(settings, lambda: store_status(settings.base_dir), "reading the status"))
+        status = await in_thread(settings, lambda: store_status(settings.base_dir).document(), "reading the status")
+        return json_response(status)
 
     async def api_error(request: Request, exc: ApiError) -> Response:
         return error_response(exc.status_code, exc.message, exc.headers)

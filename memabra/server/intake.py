@@ -40,9 +40,9 @@ class StoredIds:
                 self._read_journal_tail(item)
 
     def _read_segment(self, item: TrajectoryFile) -> None:
-        summary = self._summary_cache().load(item)
-        if summary is not None:
-            self.ids.update(summary.ids)
+        cached_ids = self._summary_cache().load_ids(item)
+        if cached_ids is not None:
+            self.ids.update(cached_ids)
             return
         with gc_paused():
             documents = self.store.read_documents(item)

@@ -154,7 +154,7 @@ class MemabraConsole(App[int]):
     def reload(self) -> None:
         """Read the store in a thread and post what the main screen shows."""
         fingerprint = store_fingerprint(self.store)
-        overview = load_overview(self.store)
+        overview = load_overview(self.store, self.settings)
         if not get_current_worker().is_cancelled:
             self.post_message(StoreLoaded(overview, fingerprint))
 
