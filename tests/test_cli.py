@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 STATUS_KEYS = {
     "base_dir", "current", "active_router", "trajectory_count", "training_trajectory_count",

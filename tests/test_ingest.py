@@ -10,7 +10,7 @@ from memabra.models import Trajectory
 from memabra.schema import SCHEMA_PATH, schema_text, trajectory_json_schema
 from memabra.storage.lock import StoreLock
 from memabra.storage.trajectories import TrajectoryStore
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def trajectory_line(index: int, **changes) -> dict:

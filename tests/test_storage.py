@@ -13,7 +13,7 @@ from memabra.storage.documents import DocumentFile
 from memabra.storage.lock import StoreLock, lock_holder
 from memabra.storage.seen import SeenTrajectories
 from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
-from tests.test_models import trajectory_doc
+from tests.helpers import trajectory_doc
 
 
 def test_atomic_write_leaves_only_the_document(tmp_path):

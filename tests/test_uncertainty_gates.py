@@ -4,14 +4,12 @@ import json
 
 import pytest
 
-from memabra.demo.generate import generate_demo_trajectories
-from memabra.demo.world import DemoWorld
 from memabra.learning.dataset import ArtifactIndex
-from memabra.learning.routers import HeuristicRouter
 from memabra.status import store_status
 from memabra.workflow import run_online_learning_workflow
 
 ESTIMATE_KEYS = {"estimate", "low", "high", "ess"}
+from tests.helpers import build_store
 
 
 def test_a_cycle_estimates_both_routers_on_held_out_traffic_it_did_not_train_on(seeded_store):
@@ -89,7 +87,7 @@ def test_a_bound_from_held_out_traffic_fails_when_nothing_was_held_out(seeded_st
 
 
 def test_newest_training_returns_the_newest_unseen_by_creation_time(seeded_store):
-    generate_demo_trajectories(seeded_store, 30, HeuristicRouter(), world=DemoWorld(7), seed=21)
+    build_store(seeded_store, 30, seed=21)
     index = ArtifactIndex.scan(seeded_store, set())
     newest = index.newest_training(30)
     everything = sorted(index.iter_training(), key=lambda t: t.created_at)

@@ -1,0 +1,113 @@
+"""What makes a write survive a power cut and two cycles exclusive: the system calls, in their order."""
+
+import fcntl
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import memabra.storage.atomic as atomic
+from memabra.errors import LockHeldError
+from memabra.storage.lock import StoreLock, lock_holder
+from memabra.storage.seen import SeenTrajectoryStore
+from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
+from tests.helpers import trajectory_doc
+
+
+@pytest.fixture
+def syscalls(monkeypatch):
+    """Record fsync (with what the synced file held), rename and link calls, in order, and still make them."""
+    calls = []
+    real_fsync, real_replace, real_link = os.fsync, os.replace, os.link
+
+    def fsync(fd):
+        mode = os.fstat(fd).st_mode
+        # The fd may be write-only: read what it holds through its path.
+        content = Path(os.readlink(f"/proc/self/fd/{fd}")).read_bytes() if stat.S_ISREG(mode) else None
+        calls.append(("fsync", "file" if stat.S_ISREG(mode) else "folder", content))
+        return real_fsync(fd)
+
+    def replace(source, target):
+        calls.append(("replace", Path(source).name, Path(target).name))
+        return real_replace(source, target)
+
+    def link(source, target):
+        calls.append(("link", Path(source).name, Path(target).name))
+        return real_link(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "link", link)
+    return calls
+
+
+def test_an_atomic_write_syncs_the_whole_file_before_the_rename_and_the_folder_after(tmp_path, syscalls):
+    target = tmp_path / "doc.json"
+    target.write_bytes(b"old")
+    atomic.atomic_write_bytes(target, b'{"new": true}\n')
+    assert [call[0] for call in syscalls] == ["fsync", "replace", "fsync"]
+    assert syscalls[0] == ("fsync", "file", b'{"new": true}\n'), "the temp file is synced with every byte"
+    assert syscalls[1][2] == "doc.json" and syscalls[1][1].startswith(".doc.json.")
+    assert syscalls[2][:2] == ("fsync", "folder"), "the rename itself is made durable"
+    assert target.read_bytes() == b'{"new": true}\n' and [p.name for p in tmp_path.iterdir()] == ["doc.json"]
+
+
+def test_an_atomic_create_syncs_before_the_link_and_never_replaces(tmp_path, syscalls):
+    target = tmp_path / "version.json"
+    assert atomic.atomic_create_bytes(target, b"first") is True
+    assert [call[0] for call in syscalls] == ["fsync", "link", "fsync"]
+    assert syscalls[0] == ("fsync", "file", b"first") and syscalls[2][:2] == ("fsync", "folder")
+    syscalls.clear()
+    assert atomic.atomic_create_bytes(target, b"second") is False
+    assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["version.json"]
+
+
+def test_a_writer_with_fsync_syncs_each_appended_line_before_returning(tmp_path, syscalls):
+    writer = TrajectoryWriter(tmp_path, fsync=True)
+    first = writer.append(trajectory_doc())
+    assert [call[:2] for call in syscalls] == [("fsync", "file")]
+    assert syscalls[0][2].count(b"\n") == 1 and first.trajectory_id.encode() in syscalls[0][2]
+    writer.append(trajectory_doc(reward=0.2))
+    assert [call[:2] for call in syscalls] == [("fsync", "file")] * 2 and syscalls[1][2].count(b"\n") == 2
+    writer.close()
+    assert len(TrajectoryStore(tmp_path).load_all()[0]) == 2
+
+
+def test_a_writer_without_fsync_leaves_syncing_to_the_seal(tmp_path, syscalls):
+    with TrajectoryWriter(tmp_path) as writer:
+        writer.append(trajectory_doc())
+        assert syscalls == []
+    assert "replace" in [call[0] for call in syscalls] or "link" in [call[0] for call in syscalls]
+
+
+def test_a_second_lock_on_the_same_base_dir_is_refused_naming_the_first(tmp_path):
+    first = StoreLock(tmp_path, "cycle").acquire()
+    try:
+        with pytest.raises(LockHeldError, match=f"is locked by process {os.getpid()} \\(cycle"):
+            StoreLock(tmp_path, "rollback").acquire()
+        assert lock_holder(tmp_path)["pid"] == os.getpid() and lock_holder(tmp_path)["operation"] == "cycle"
+        # Nobody else can take even a shared lock on the file while a cycle holds it.
+        fd = os.open(tmp_path / ".lock", os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        first.release()
+    assert lock_holder(tmp_path) is None
+    with StoreLock(tmp_path, "rollback"):
+        assert lock_holder(tmp_path)["operation"] == "rollback"
+
+
+def test_seen_ids_count_only_new_ones_and_sealed_segments_replace_their_ids(tmp_path):
+    store = SeenTrajectoryStore(tmp_path / "seen.json")
+    assert store.add(["a", "b"]) == 2
+    assert store.add(["b", "c"]) == 1
+    assert store.load() == {"a", "b", "c"}
+    assert store.add(["d"], sealed_segments={"seg-1": ["a", "b", "d"]}) == 1
+    document = store.read()
+    assert document.trajectory_ids == ["c"] and document.segments == ["seg-1"] and document.updated_at
+    assert store.add([], sealed_segments={"seg-0": ["c"]}) == 0
+    assert store.read().segments == ["seg-0", "seg-1"] and store.load() == set()

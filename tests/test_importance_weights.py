@@ -1,0 +1,73 @@
+"""Importance weights: 1/propensity capped in training, and the off-policy report's warnings about them."""
+
+import numpy as np
+import pytest
+
+from memabra.evaluation.counterfactual import compare_routers
+from memabra.learning.dataset import MAX_IMPORTANCE_WEIGHT, DatasetBuilder
+from memabra.learning.routers import HeuristicRouter
+from memabra.models import Trajectory
+from tests.helpers import trajectory_doc
+
+
+def logged(propensity, reward=0.9, chosen="direct:answer", text="What's the weather in Oslo?") -> Trajectory:
+    document = trajectory_doc(reward=reward)
+    document["task"]["text"] = text
+    document["decision"] = {"chosen_candidate_id": chosen, "propensity": propensity}
+    return Trajectory.model_validate(document)
+
+
+@pytest.mark.parametrize("propensity, weight", [
+    (0.5, 2.0), (0.04, 25.0), (1 / MAX_IMPORTANCE_WEIGHT, MAX_IMPORTANCE_WEIGHT), (0.001, MAX_IMPORTANCE_WEIGHT),
+    (None, 1.0),
+])
+def test_a_logged_pick_weighs_one_over_its_propensity_up_to_the_cap(propensity, weight):
+    stats = DatasetBuilder().stats([logged(propensity, reward=0.5)])
+    assert MAX_IMPORTANCE_WEIGHT == 50.0
+    assert stats.count == 1
+    assert stats.weight_sum == pytest.approx(weight, rel=1e-12)
+    assert stats.reward_sum == pytest.approx(0.5 * weight, rel=1e-12)
+
+
+def test_one_unlikely_pick_cannot_dominate_what_is_learned():
+    common = [logged(0.5, reward=0.2, text=f"task {i}") for i in range(40)]
+    rare = logged(0.0005, reward=1.0, text="task rare")  # 1/p = 2,000, capped at 50
+    capped = DatasetBuilder().stats(common + [rare])
+    assert capped.weight_sum == pytest.approx(40 * 2 + 50)
+    assert capped.reward_sum / capped.weight_sum == pytest.approx((40 * 2 * 0.2 + 50 * 1.0) / 130)
+    uncapped = DatasetBuilder(max_importance_weight=1e9).stats(common + [rare])
+    assert uncapped.weight_sum == pytest.approx(40 * 2 + 2000)
+    assert not np.allclose(DatasetBuilder().train(capped).weights, DatasetBuilder().train(uncapped).weights)
+
+
+def heuristic_picks(trajectory: Trajectory) -> str:
+    return HeuristicRouter().route(trajectory.task, trajectory.candidates).chosen_candidate_id
+
+
+def test_capped_weights_are_counted_and_warned_about_per_router():
+    picked = heuristic_picks(logged(0.5))
+    log = [logged(0.01, chosen=picked, text=f"t{i}") for i in range(3)] + [logged(0.5, chosen=picked, text=f"u{i}")
+                                                                              for i in range(5)]
+    report = compare_routers(log, HeuristicRouter(), HeuristicRouter(), resamples=20)
+    assert report["clipped_count"] == {"baseline": 3, "challenger": 3}
+    capped = [warning for warning in report["warnings"] if "were capped" in warning]
+    assert capped == [
+        "3 of the baseline's importance weights were capped at 50 (logged propensities below 0.02); its estimates "
+        "lean low",
+        "3 of the challenger's importance weights were capped at 50 (logged propensities below 0.02); its estimates "
+        "lean low"]
+    assert report["mean_importance_weight"]["baseline"] == pytest.approx((3 * 50 + 5 * 2) / 8)
+
+
+def test_a_log_without_exploration_is_warned_about_and_not_checked_for_consistency():
+    picked = heuristic_picks(logged(0.5))
+    log = [logged(1.0, chosen=picked, text=f"t{i}") for i in range(10)]
+    report = compare_routers(log, HeuristicRouter(), HeuristicRouter(), resamples=20)
+    assert any(warning.startswith("every held-out decision was logged with propensity 1 (no exploration)")
+               for warning in report["warnings"])
+    assert report["logging_check"] is None and report["propensities_suspect"] is False
+    assert report["clipped_count"] == {"baseline": 0, "challenger": 0}
+    exploring = compare_routers(log[:-1] + [logged(0.9, chosen=picked)], HeuristicRouter(), HeuristicRouter(),
+                                resamples=20)
+    assert not any("no exploration" in warning for warning in exploring["warnings"])
+    assert exploring["logging_check"] is not None
