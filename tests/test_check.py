@@ -79,8 +79,10 @@ def test_unreadable_file_is_named_then_quarantined_whole(store, place, damage):
     relative = str(path.relative_to(store))
     found = check_store(store)
     assert found["healthy"] is False
-    assert [p["path"] for p in found["problems"] if not p["path"].startswith("seen")] == [relative] \
-        or place == "seen ids"
+    paths = [problem["path"] for problem in found["problems"]]
+    if place != "seen ids":  # damage elsewhere may also leave seen ids naming what is gone
+        paths = [path for path in paths if not path.startswith("seen")]
+    assert paths == [relative]
     assert any(p["path"] == relative and "--repair" in p["fix"] for p in found["problems"])
 
     repaired = check_store(store, repair=True)

@@ -2,7 +2,6 @@
 
 import json
 import tempfile
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from memabra.models import Trajectory
 from memabra.status import store_status
 from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
 from memabra.workflow import run_online_learning_workflow
-from tests.helpers import build_store, trajectory_doc
+from tests.helpers import build_store, trajectory_doc, wait_until
 
 
 def full_retrain_weights(base_dir):
@@ -208,14 +207,20 @@ def test_a_scan_shared_with_a_worker_process_equals_a_scan_alone(seeded_store, t
     for path in cache_files(base):
         path.unlink()
     summarise = dataset._summarise
+    summarised_here = []
 
-    def slow_summarise(*args, **kwargs):  # only in this process: the worker gets the newest segments
-        time.sleep(0.2)
+    def claims_made() -> int:
+        return sum(len(list(folder.iterdir())) for folder in tmp_path.glob("memabra-claims-*"))
+
+    def summarise_once_the_worker_has_claimed(*args, **kwargs):
+        # Only in this process: the scan claimed one segment per call, so any claim beyond those is the worker's.
+        summarised_here.append(1)
+        wait_until(lambda: claims_made() > len(summarised_here), 60, "the worker process claimed no segment")
         return summarise(*args, **kwargs)
 
     from_worker = []
     wait_for = dataset._SegmentWorker.wait_for
-    monkeypatch.setattr(dataset, "_summarise", slow_summarise)
+    monkeypatch.setattr(dataset, "_summarise", summarise_once_the_worker_has_claimed)
     monkeypatch.setattr(dataset._SegmentWorker, "wait_for",
                         lambda self, item: wait_for(self, item) and not from_worker.append(item.key))
     monkeypatch.setattr(dataset, "PARALLEL_MIN_SEGMENTS", 2)

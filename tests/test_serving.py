@@ -79,7 +79,9 @@ def test_a_corrupt_current_keeps_the_previous_router_serving(seeded_store):
     current.write_text("{broken")
     assert router.refresh() is False
     assert router.version_id == version and "current.json" in router.last_error
-    router.route(SUITE.tasks[0].task, SUITE.tasks[0].candidates)
+    decision = router.route(SUITE.tasks[0].task, SUITE.tasks[0].candidates)
+    assert decision.router_version_id == version
+    assert decision.chosen_candidate_id in {c.candidate_id for c in SUITE.tasks[0].candidates}
 
 
 def test_append_trajectory_logs_a_run_and_names_the_bad_field(tmp_path):

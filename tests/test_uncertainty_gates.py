@@ -41,8 +41,19 @@ def test_holding_nothing_out_trains_on_everything_and_says_why_nothing_was_estim
 
 def test_default_policy_has_only_the_four_lenient_gates(seeded_store):
     result = run_online_learning_workflow(base_dir=seeded_store, dry_run=True)
-    assert [gate["gate"] for gate in result["gates"]] == ["reward_delta", "error_rate_delta", "latency_delta_ms",
-                                                          "task_count"]
+    gates = result["gates"]
+    assert [gate["gate"] for gate in gates] == ["reward_delta", "error_rate_delta", "latency_delta_ms", "task_count"]
+    assert [(gate["comparison"], gate["threshold"]) for gate in gates] == [
+        (">=", 0.0), ("<=", 0.05), ("<=", 1000.0), (">=", 20)]
+    assert gates[0]["value"] == pytest.approx(result["reward_delta"])
+    assert gates[1]["value"] == pytest.approx(result["error_rate_delta"])
+    assert gates[2]["value"] == pytest.approx(result["latency_delta_ms"])
+    assert gates[3]["value"] == result["challenger"]["task_count"] == 160
+    for gate in gates:
+        within = (gate["value"] >= gate["threshold"] if gate["comparison"] == ">=" else
+                  gate["value"] <= gate["threshold"])
+        assert gate["passed"] == within, gate
+    assert result["accepted"] == all(gate["passed"] for gate in gates)
 
 
 @pytest.mark.parametrize("source", ["benchmark", "doubly_robust"])
