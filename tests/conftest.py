@@ -60,3 +60,17 @@ def cli():
 def small_store(tmp_path) -> Path:
     """A base dir holding 200 demo trajectories (seeded), no versions yet."""
     return build_store(tmp_path / "store", 200, seed=3)
+
+
+@pytest.fixture
+def console(history_store, monkeypatch):
+    """The console on the history store (one report with off-policy rows), shown as `store` so a snapshot carries
+    no temp path."""
+    from memabra.settings import Settings
+    from memabra.tui.app import MemabraConsole
+    from tests.console_store import add_off_policy
+
+    monkeypatch.chdir(history_store.parent)
+    add_off_policy(history_store, "20260105-130000")
+    base_dir = Path("store")
+    return MemabraConsole(base_dir, Settings(base_dir=base_dir), poll_seconds=3600)

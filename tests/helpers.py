@@ -158,3 +158,20 @@ def assert_store_intact(base, returned_ids=()):
     stored = {t.trajectory_id for t in TrajectoryStore(base).load_all()[0]}
     assert set(returned_ids) <= stored, "a trajectory whose append returned was lost"
     return status
+
+
+async def loaded(pilot, turns: int = 400) -> None:
+    """Wait until the console shows the store (its load handled, not merely started) and every table has measured
+    its rows; fail after `turns` turns rather than snapshot a half-drawn screen."""
+    from textual.widgets import DataTable
+
+    for _ in range(turns):  # under load the first load and the tables' measuring take a few turns
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        measuring = any(table._require_update_dimensions for table in pilot.app.screen.query(DataTable))
+        if pilot.app.overview is not None and not measuring:
+            break
+    else:
+        raise AssertionError(f"the console did not finish loading within {turns} turns")
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
