@@ -84,7 +84,8 @@ def test_readers_never_see_a_partial_state_while_cycles_write(tmp_path):
             assert run_cli("--base-dir", base, "--status").code == 0
     finally:
         done.set()
-        reader.join()
+        reader.join(timeout=60)
+    assert not reader.is_alive(), "the reader did not finish its last round within 60 s"
     assert errors == []
     assert snapshots
     counts = [snapshot["trajectory_count"] for snapshot in snapshots]
