@@ -22,9 +22,10 @@ SUBPROCESS_TIMEOUT = 120.0
 """Seconds any one command a test starts may take; far above what any takes, far below the per-test limit x 2."""
 
 
-def trajectory_doc(**outcome) -> dict:
-    """A valid trajectory document (two candidates, the tool picked with propensity 0.8); outcome fields override."""
-    return {
+def trajectory_doc(index: int | None = None, **outcome) -> dict:
+    """A valid trajectory document (two candidates, the tool picked with propensity 0.8); keyword arguments override
+    outcome fields. With an index it also has an id, `run-00042`, and a task of its own, as an agent's log line."""
+    document = {
         "task": {"task_id": "t1", "text": "What's the weather in Oslo?"},
         "candidates": [
             {"candidate_id": "tool:weather", "kind": "tool", "score": 0.6},
@@ -33,6 +34,10 @@ def trajectory_doc(**outcome) -> dict:
         "decision": {"chosen_candidate_id": "tool:weather", "propensity": 0.8},
         "outcome": {"reward": 0.9, "latency_ms": 700.0, **outcome},
     }
+    if index is not None:
+        document["trajectory_id"] = f"run-{index:05d}"
+        document["task"] = {"task_id": f"t-{index}", "text": f"What's the weather in city {index}?"}
+    return document
 
 
 def build_store(base: Path, count: int = 200, seed: int = 3, router=None, **options) -> Path:

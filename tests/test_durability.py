@@ -111,3 +111,51 @@ def test_seen_ids_count_only_new_ones_and_sealed_segments_replace_their_ids(tmp_
     assert document.trajectory_ids == ["c"] and document.segments == ["seg-1"] and document.updated_at
     assert store.add([], sealed_segments={"seg-0": ["c"]}) == 0
     assert store.read().segments == ["seg-0", "seg-1"] and store.load() == set()
+
+
+def hold_lock_file(base, content: bytes) -> int:
+    """Take the base dir's flock directly, writing `content` as the holder's record; return the fd to close."""
+    base.mkdir(parents=True, exist_ok=True)
+    fd = os.open(base / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, content, 0)
+    return fd
+
+
+def test_the_holder_record_is_read_back_exactly(tmp_path):
+    fd = hold_lock_file(tmp_path, b'{"pid": 4242, "started_at": "2026-01-05T09:00:00+00:00", "operation": "rollback"}')
+    try:
+        assert lock_holder(tmp_path) == {"pid": 4242, "started_at": "2026-01-05T09:00:00+00:00",
+                                         "operation": "rollback"}
+        with pytest.raises(LockHeldError) as refused:
+            StoreLock(tmp_path, "cycle").acquire()
+        assert str(refused.value) == (f"{tmp_path} is locked by process 4242 (rollback, since "
+                                      "2026-01-05T09:00:00+00:00); wait for it to finish and try again")
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("record", [b"", b"{half a reco", b'{"operation": "cycle"}'])
+def test_a_holder_without_a_readable_pid_is_another_process(tmp_path, record):
+    fd = hold_lock_file(tmp_path, record)
+    try:
+        expected_operation = "cycle" if b"operation" in record else None
+        assert lock_holder(tmp_path) == {"pid": None, "started_at": None, "operation": expected_operation}
+        with pytest.raises(LockHeldError) as refused:
+            StoreLock(tmp_path, "cycle").acquire()
+        assert str(refused.value) == (f"{tmp_path} is locked by another process; wait for it to finish and "
+                                      "try again")
+    finally:
+        os.close(fd)
+
+
+def test_a_lock_creates_missing_folders_and_releasing_is_idempotent(tmp_path):
+    base = tmp_path / "not" / "yet" / "there"
+    never_taken = StoreLock(base, "cycle")
+    never_taken.release()  # nothing to give back
+    lock = StoreLock(base, "cycle").acquire()
+    assert (base / ".lock").exists() and lock_holder(base)["operation"] == "cycle"
+    lock.release()
+    lock.release()
+    assert lock_holder(base) is None and (base / ".lock").read_bytes() == b"", "the holder's record is cleared"

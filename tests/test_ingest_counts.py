@@ -6,19 +6,7 @@ import pytest
 import memabra.ingest as ingest
 from memabra.ingest import ingest_trajectories
 from memabra.storage.trajectories import TrajectoryStore
-
-
-def line(index: int, reward: float = 1.0, **changes) -> dict:
-    document = {
-        "trajectory_id": f"run-{index:05d}",
-        "task": {"task_id": f"t-{index}", "text": f"What is {index} times 3?"},
-        "candidates": [{"candidate_id": "tool:calc", "kind": "tool", "score": 0.4},
-                       {"candidate_id": "direct:guess", "kind": "direct", "score": 0.7}],
-        "decision": {"chosen_candidate_id": "tool:calc", "propensity": 0.1},
-        "outcome": {"reward": reward, "latency_ms": 12.5},
-    }
-    document.update(changes)
-    return document
+from tests.helpers import trajectory_doc
 
 
 def write(path, lines) -> str:
@@ -36,19 +24,20 @@ def stored(base) -> dict[str, list[float]]:
 @pytest.mark.parametrize("batch_lines", [5_000, 2], ids=["one batch", "across batches"])
 def test_an_id_repeated_inside_one_file_is_stored_once_the_first_time(tmp_path, monkeypatch, batch_lines):
     monkeypatch.setattr(ingest, "INGEST_BATCH_LINES", batch_lines)
-    log = write(tmp_path / "agent.jsonl", [line(1, 0.9), line(2), line(1, 0.1), line(3), line(1, 0.5)])
+    log = write(tmp_path / "agent.jsonl", [trajectory_doc(1, reward=0.3), trajectory_doc(2), trajectory_doc(1, reward=0.1),
+                                           trajectory_doc(3), trajectory_doc(1, reward=0.5)])
     result = ingest_trajectories(tmp_path / "store", tmp_path / "agent.jsonl")
     assert (result["line_count"], result["stored_count"], result["duplicate_count"]) == (5, 3, 2)
     assert result["files"] == [{"file": log, "line_count": 5, "stored_count": 3, "duplicate_count": 2,
                                 "invalid_count": 0}]
-    assert stored(tmp_path / "store") == {"run-00001": [0.9], "run-00002": [1.0], "run-00003": [1.0]}
+    assert stored(tmp_path / "store") == {"run-00001": [0.3], "run-00002": [0.9], "run-00003": [0.9]}
 
 
 def test_counts_are_given_per_file_and_in_total(tmp_path):
     folder = tmp_path / "logs"
     folder.mkdir()
-    first = write(folder / "a.jsonl", [line(1), b"{broken", line(2), b"", line(3, outcome={"reward": "x"})])
-    second = write(folder / "b.jsonl", [line(2), line(4), line(4), line(5)])
+    first = write(folder / "a.jsonl", [trajectory_doc(1), b"{broken", trajectory_doc(2), b"", {**trajectory_doc(3), "outcome": {"reward": "x"}}])
+    second = write(folder / "b.jsonl", [trajectory_doc(2), trajectory_doc(4), trajectory_doc(4), trajectory_doc(5)])
     result = ingest_trajectories(tmp_path / "store", folder)
     assert result["files"] == [
         {"file": first, "line_count": 4, "stored_count": 2, "duplicate_count": 0, "invalid_count": 2},
@@ -66,10 +55,10 @@ def test_counts_are_given_per_file_and_in_total(tmp_path):
 def test_invalid_lines_past_the_listing_cap_are_counted_and_flagged_as_truncated(tmp_path, monkeypatch):
     monkeypatch.setattr(ingest, "MAX_REPORTED_INVALID", 3)
     log = tmp_path / "agent.jsonl"
-    write(log, [b"{bad"] * 3 + [line(1)])
+    write(log, [b"{bad"] * 3 + [trajectory_doc(1)])
     exactly = ingest_trajectories(tmp_path / "store", log)
     assert exactly["invalid_count"] == 3 and len(exactly["invalid"]) == 3 and exactly["invalid_truncated"] is False
-    write(log, [b"{bad"] * 5 + [line(2)])
+    write(log, [b"{bad"] * 5 + [trajectory_doc(2)])
     over = ingest_trajectories(tmp_path / "store", log)
     assert over["invalid_count"] == 5 and over["files"][0]["invalid_count"] == 5
     assert [bad["line"] for bad in over["invalid"]] == [1, 2, 3] and over["invalid_truncated"] is True
@@ -77,7 +66,7 @@ def test_invalid_lines_past_the_listing_cap_are_counted_and_flagged_as_truncated
 
 
 def test_a_line_without_an_id_gets_its_content_hash_so_a_repeat_is_a_duplicate(tmp_path):
-    anonymous = {key: value for key, value in line(7).items() if key != "trajectory_id"}
+    anonymous = {key: value for key, value in trajectory_doc(7).items() if key != "trajectory_id"}
     result = ingest_trajectories(tmp_path / "store", write(tmp_path / "a.jsonl", [anonymous, anonymous,
                                                                                   {**anonymous, "trajectory_id": None}]))
     assert (result["stored_count"], result["duplicate_count"]) == (1, 2)
