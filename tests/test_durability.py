@@ -159,3 +159,22 @@ def test_a_lock_creates_missing_folders_and_releasing_is_idempotent(tmp_path):
     lock.release()
     lock.release()
     assert lock_holder(base) is None and (base / ".lock").read_bytes() == b"", "the holder's record is cleared"
+
+
+def test_seen_ids_build_on_the_document_the_cycle_read_under_its_lock(tmp_path):
+    from memabra.storage.seen import SeenTrajectories
+
+    store = SeenTrajectoryStore(tmp_path / "seen.json")
+    store.add(["on-disk"])
+    as_read = SeenTrajectories(trajectory_ids=["read-earlier"], segments=["seg-0"])
+    assert store.add(["new"], current=as_read) == 1
+    assert store.read().trajectory_ids == ["new", "read-earlier"] and store.read().segments == ["seg-0"]
+
+
+@pytest.mark.parametrize("spec, parsed", [
+    ("kill@3", ("kill", 3)), ("enospc@12", ("enospc", 12)), ("eacces@1", ("eacces", 1)),
+    (None, None), ("", None), ("kill", None), ("kill@", None), ("kill@x", None), ("boom@3", None),
+    ("kill@3@4", None), ("@3", None),
+])
+def test_the_fault_injection_setting_is_parsed_strictly(spec, parsed):
+    assert atomic._injected_fault(spec) == parsed

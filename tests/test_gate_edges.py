@@ -80,3 +80,30 @@ def test_a_missing_interval_fails_the_lower_bound_gate_and_says_why():
                                UncertaintyEvidence(unavailable_reason="no trajectories were held out"))
     assert verdicts(decision)["reward_delta_lower_bound"] is False
     assert decision.reasons == ["the challenger's reward gain could not be bounded: no trajectories were held out"]
+
+
+def test_each_gate_names_its_threshold_setting():
+    policy = PromotionPolicy(reward_delta_bound="benchmark", min_effective_sample_size=0.5)
+    interval = DeltaInterval(estimate=0.1, low=0.05, high=0.15, level=0.95, source="test")
+    decision = policy.evaluate(BASELINE, challenger(avg_reward=0.6),
+                               UncertaintyEvidence(benchmark_delta=interval, effective_sample_size=0.4))
+    assert [(gate.gate, gate.threshold_name) for gate in decision.gates] == [
+        ("reward_delta", "min_reward_delta"), ("error_rate_delta", "max_error_rate_increase"),
+        ("latency_delta_ms", "max_latency_increase_ms"), ("task_count", "required_task_count"),
+        ("reward_delta_lower_bound", "min_reward_delta"), ("effective_sample_size", "min_effective_sample_size")]
+    assert [gate.passed for gate in decision.gates] == [True, True, True, True, True, False]
+
+
+def test_a_missing_benchmark_interval_fails_at_a_value_of_zero():
+    decision = PromotionPolicy(reward_delta_bound="benchmark").evaluate(BASELINE, challenger(avg_reward=0.9))
+    gate = decision.gates[-1]
+    assert (gate.gate, gate.value, gate.threshold_name, gate.passed) == (
+        "reward_delta_lower_bound", 0.0, "min_reward_delta", False)
+    assert decision.reasons == ["the challenger's reward gain could not be bounded: no benchmark interval"]
+
+
+def test_a_non_finite_measurement_is_recorded_as_zero_and_fails():
+    gate = GateResult.check("reward_delta", float("nan"), ">=", 0.0, "min_reward_delta")
+    assert gate.value == 0.0 and gate.passed is False
+    assert GateResult.check("latency_delta_ms", float("inf"), "<=", 5.0, "max_latency_increase_ms").value == 0.0
+    assert GateResult.check("reward_delta", 0.25, ">=", 0.0, "min_reward_delta").value == 0.25

@@ -71,3 +71,16 @@ def test_a_log_without_exploration_is_warned_about_and_not_checked_for_consisten
                                 resamples=20)
     assert not any("no exploration" in warning for warning in exploring["warnings"])
     assert exploring["logging_check"] is not None
+
+
+def test_a_mean_interval_is_seeded_by_default_and_counts_every_item():
+    from memabra.evaluation import offpolicy
+
+    differences = [0.1, -0.2, 0.3, 0.0, 0.25, -0.05, 0.4]
+    default = offpolicy.mean_interval(differences, resamples=200)
+    assert (default.estimate, default.ess, default.count, default.clipped_count, default.seed) == (
+        pytest.approx(sum(differences) / 7), 7.0, 7, 0, 0)
+    again = offpolicy.mean_interval(differences, resamples=200, seed=0)
+    assert (default.low, default.high) == (again.low, again.high)
+    assert default.low < default.estimate < default.high
+    assert default.to_dict()["ess"] == 7.0

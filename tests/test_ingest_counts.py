@@ -72,3 +72,75 @@ def test_a_line_without_an_id_gets_its_content_hash_so_a_repeat_is_a_duplicate(t
     assert (result["stored_count"], result["duplicate_count"]) == (1, 2)
     (stored_id,) = stored(tmp_path / "store")
     assert stored_id == ingest.content_trajectory_id(anonymous)
+
+
+def test_each_invalid_line_carries_its_error_in_words(tmp_path):
+    log = write(tmp_path / "a.jsonl", [b"{bad", {**trajectory_doc(1), "outcome": {"reward": "x", "latency_ms": 1}}])
+    result = ingest_trajectories(tmp_path / "store", tmp_path / "a.jsonl")
+    assert result["invalid"] == [
+        {"file": log, "line": 1, "field": "document",
+         "error": "not valid JSON (unexpected character, expected a string key: line 1 column 2 (char 1))"},
+        {"file": log, "line": 2, "field": "outcome.reward",
+         "error": "Input should be a valid number, unable to parse string as a number"},
+    ]
+    assert result["base_dir"] == str(tmp_path / "store")
+
+
+def test_progress_counts_the_bytes_of_each_batch_up_to_the_total(tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest, "INGEST_BATCH_LINES", 2)
+    lines = [orjson.dumps(trajectory_doc(index)) + b"\n" for index in range(5)]
+    (tmp_path / "a.jsonl").write_bytes(b"".join(lines))
+    sizes = [len(line) for line in lines]
+    seen = []
+    ingest_trajectories(tmp_path / "store", tmp_path / "a.jsonl", on_progress=lambda done, total: seen.append(
+        (done, total)))
+    total = sum(sizes)
+    assert seen == [(sum(sizes[:2]), total), (sum(sizes[:4]), total), (total, total)]
+
+
+def test_an_unreadable_file_is_bad_input_naming_it(tmp_path, monkeypatch):
+    log = write(tmp_path / "a.jsonl", [trajectory_doc(1)])
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(tmp_path), "open", refuse)
+    with pytest.raises(ingest.BadInputError) as refused:
+        ingest_trajectories(tmp_path / "store", tmp_path / "a.jsonl")
+    assert str(refused.value) == f"cannot read --ingest file {log}: Permission denied"
+
+
+def test_a_missing_path_or_a_folder_without_logs_is_named(tmp_path):
+    with pytest.raises(ingest.BadInputError) as missing:
+        ingest.jsonl_files(tmp_path / "nope.jsonl")
+    assert str(missing.value) == f"--ingest {tmp_path / 'nope.jsonl'} does not exist; give a .jsonl file or a folder of them"
+    with pytest.raises(ingest.BadInputError) as empty:
+        ingest.jsonl_files(tmp_path)
+    assert str(empty.value) == f"--ingest {tmp_path} holds no *.jsonl files; give a .jsonl file or a folder of them"
+
+
+def test_a_content_id_ignores_key_order_and_tells_documents_apart():
+    document = {key: value for key, value in trajectory_doc(7).items() if key != "trajectory_id"}
+    reordered = dict(reversed(list(document.items())))
+    identifier = ingest.content_trajectory_id(document)
+    assert identifier == ingest.content_trajectory_id(reordered)
+    assert len(identifier) == len("sha256-") + 32 and identifier.startswith("sha256-")
+    assert identifier != ingest.content_trajectory_id({**document, "outcome": {"reward": 0.1, "latency_ms": 1.0}})
+
+
+def test_stored_ids_come_from_cached_summaries_sealed_segments_and_open_journals(tmp_path):
+    from memabra.learning.dataset import ArtifactIndex
+    from memabra.storage.trajectories import TrajectoryWriter
+
+    for first in (0, 10):
+        with TrajectoryWriter(tmp_path) as writer:
+            for index in range(first, first + 3):
+                writer.append(trajectory_doc(index))
+    cold = ingest.stored_trajectory_ids(tmp_path)
+    ArtifactIndex.scan(tmp_path, set())  # caches both sealed segments' summaries
+    open_writer = TrajectoryWriter(tmp_path)
+    open_writer.append(trajectory_doc(20))
+    expected = {f"run-{index:05d}" for index in (0, 1, 2, 10, 11, 12)}
+    assert cold == expected
+    assert ingest.stored_trajectory_ids(tmp_path) == expected | {"run-00020"}
+    open_writer.close()
