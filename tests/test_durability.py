@@ -178,3 +178,55 @@ def test_seen_ids_build_on_the_document_the_cycle_read_under_its_lock(tmp_path):
 ])
 def test_the_fault_injection_setting_is_parsed_strictly(spec, parsed):
     assert atomic._injected_fault(spec) == parsed
+
+
+@pytest.mark.parametrize("error, hint", [
+    (28, "the disk is full; free some space and try again"),
+    (13, "the folder is not writable; fix its permissions or choose another --base-dir"),
+    (30, "the folder is not writable; fix its permissions or choose another --base-dir"),
+    (5, "Input/output error"),
+])
+def test_a_failed_write_says_why_and_that_nothing_changed(tmp_path, monkeypatch, error, hint):
+    from memabra.errors import StoreWriteError
+
+    target = tmp_path / "doc.json"
+    target.write_bytes(b"old")
+
+    def failing_write(fd, data):
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(os, "write", failing_write)
+    with pytest.raises(StoreWriteError) as failed:
+        atomic.atomic_write_bytes(target, b"new")
+    assert str(failed.value) == f"cannot write {target}: {hint} (nothing was changed)"
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["doc.json"]
+
+
+def test_temp_file_names_tell_their_writer():
+    name = atomic._temp_path(Path("/store/current.json")).name
+    assert atomic.temp_file_writer(name) == os.getpid()
+    assert atomic.temp_file_writer(".current.json.123.0123abcd.tmp") == 123
+    for other in ("current.json", ".current.json.123.xyz.tmp", ".current.json.abc.0123abcd.tmp", ".journal-1.jsonl",
+                  "current.json.123.0123abcd.tmp", ".current.json.123.0123abcd.tmpx"):
+        assert atomic.temp_file_writer(other) is None, other
+
+
+def test_the_tinydb_storages_read_and_replace_whole_files(tmp_path):
+    from memabra.errors import CorruptDocumentError
+
+    tables = atomic.AtomicJSONStorage(tmp_path / "tables.json")
+    assert tables.read() is None
+    tables.write({"_default": {"1": {"a": 1}}})
+    assert tables.read() == {"_default": {"1": {"a": 1}}}
+    assert (tmp_path / "tables.json").read_bytes() == b'{\n  "_default": {\n    "1": {\n      "a": 1\n    }\n  }\n}\n'
+    (tmp_path / "tables.json").write_bytes(b"[1]")
+    with pytest.raises(CorruptDocumentError, match="expected a JSON object of tables"):
+        tables.read()
+    (tmp_path / "tables.json").write_bytes(b"  ")
+    with pytest.raises(CorruptDocumentError, match="it is empty"):
+        tables.read()
+    single = atomic.SingleDocumentStorage(tmp_path / "one.json")
+    single.write({"_default": {"1": {"b": 2}}})
+    assert single.read() == {"_default": {"1": {"b": 2}}} and (tmp_path / "one.json").read_bytes() == b'{\n  "b": 2\n}\n'
+    with pytest.raises(ValueError, match="holds exactly one document, got 2"):
+        single.write({"_default": {"1": {}, "2": {}}})

@@ -84,3 +84,43 @@ def test_a_mean_interval_is_seeded_by_default_and_counts_every_item():
     assert (default.low, default.high) == (again.low, again.high)
     assert default.low < default.estimate < default.high
     assert default.to_dict()["ess"] == 7.0
+
+
+def test_direct_method_and_doubly_robust_are_seeded_and_count_their_capped_weights():
+    from memabra.evaluation import offpolicy
+
+    rewards = [1.0, 0.0, 0.5, 1.0]
+    propensities = [0.5, 0.04, 0.5, 0.25]
+    targets = [1.0, 1.0, 0.0, 1.0]
+    predictions = [[0.8, 0.2], [0.1, 0.3], [0.5, 0.5], [0.6, 0.9]]
+    distribution = [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
+    actions = [0.0, 1.0, 1.0, 1.0]  # as JSON gives them back: floats that name columns
+    dm = offpolicy.direct_method(predictions, distribution, resamples=100)
+    assert (dm.estimate, dm.ess, dm.clipped_count, dm.seed) == (pytest.approx((0.8 + 0.3 + 0.5 + 0.9) / 4), 4.0, 0, 0)
+    dr = offpolicy.doubly_robust(rewards, propensities, targets, predictions, distribution, actions, resamples=100,
+                                 max_weight=20.0)
+    weights = [2.0, 20.0, 0.0, 4.0]  # 1/0.04 = 25 is capped at 20
+    logged = [0.8, 0.3, 0.5, 0.9]
+    model = [0.8, 0.3, 0.5, 0.9]
+    expected = sum(m + w * (r - p) for m, w, r, p in zip(model, weights, rewards, logged)) / 4
+    assert dr.estimate == pytest.approx(expected) and dr.clipped_count == 1 and dr.seed == 0
+    assert dr.ess == pytest.approx(offpolicy.effective_sample_size(weights))
+    assert offpolicy.doubly_robust(rewards, propensities, targets, predictions, distribution, actions,
+                                   resamples=100).clipped_count == 0, "the default cap of 50 is above 1/0.04"
+
+
+@pytest.mark.parametrize("shorten", ["rewards", "propensities", "predictions", "actions"])
+def test_doubly_robust_refuses_arrays_of_different_lengths(shorten):
+    from memabra.evaluation import offpolicy
+
+    arrays = {"rewards": [1.0, 0.0, 0.5], "propensities": [0.5, 0.5, 0.5], "targets": [1.0, 0.0, 1.0],
+              "predictions": [[0.8, 0.2], [0.1, 0.3], [0.5, 0.5]],
+              "distribution": [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], "actions": [0, 1, 1]}
+    arrays[shorten] = arrays[shorten][:2]
+    if shorten == "propensities":
+        arrays["targets"] = arrays["targets"][:2]
+    if shorten == "predictions":
+        arrays["distribution"] = arrays["distribution"][:2]
+    with pytest.raises(ValueError):
+        offpolicy.doubly_robust(arrays["rewards"], arrays["propensities"], arrays["targets"], arrays["predictions"],
+                                arrays["distribution"], arrays["actions"], resamples=10)
