@@ -230,3 +230,29 @@ def test_the_tinydb_storages_read_and_replace_whole_files(tmp_path):
     assert single.read() == {"_default": {"1": {"b": 2}}} and (tmp_path / "one.json").read_bytes() == b'{\n  "b": 2\n}\n'
     with pytest.raises(ValueError, match="holds exactly one document, got 2"):
         single.write({"_default": {"1": {}, "2": {}}})
+
+
+def test_a_held_lock_hands_its_holder_to_the_caller_and_records_it_in_the_file(tmp_path):
+    import json
+
+    with StoreLock(tmp_path, "cycle"):
+        record = json.loads((tmp_path / ".lock").read_bytes())
+        assert sorted(record) == ["operation", "pid", "started_at"] and record["pid"] == os.getpid()
+        assert lock_holder(tmp_path) == record
+        with pytest.raises(LockHeldError) as refused:
+            StoreLock(tmp_path, "rollback").acquire()
+        assert refused.value.holder == record
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / ".lock").stat().st_mode) == 0o644 & ~umask
+
+
+def test_a_lock_that_cannot_be_created_says_what_to_check(tmp_path):
+    from memabra.errors import StoreWriteError
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(StoreWriteError) as failed:
+        StoreLock(not_a_folder, "cycle").acquire()
+    assert str(failed.value).startswith(f"cannot create the lock file {not_a_folder / '.lock'}: ")
+    assert str(failed.value).endswith("; check that the base dir is writable")
