@@ -144,3 +144,18 @@ def test_stored_ids_come_from_cached_summaries_sealed_segments_and_open_journals
     assert cold == expected
     assert ingest.stored_trajectory_ids(tmp_path) == expected | {"run-00020"}
     open_writer.close()
+
+
+def test_an_error_text_keeps_everything_after_the_field_name(tmp_path):
+    write(tmp_path / "a.jsonl", [{**trajectory_doc(3), "decision": {"chosen_candidate_id": "memory: none"}}])
+    result = ingest_trajectories(tmp_path / "store", tmp_path / "a.jsonl")
+    assert [(bad["field"], bad["error"]) for bad in result["invalid"]] == [
+        ("decision.chosen_candidate_id", "'memory: none' is not one of the candidates")]
+
+
+def test_stored_ids_skip_documents_that_are_not_objects(tmp_path):
+    folder = tmp_path / "trajectories"
+    folder.mkdir()
+    (folder / "seg.json").write_text('{"trajectories": {"1": [1, 2], "2": {"trajectory_id": "kept"}, '
+                                     '"3": {"trajectory_id": 7}}}')
+    assert ingest.stored_trajectory_ids(tmp_path) == {"kept"}
