@@ -129,8 +129,9 @@ def write_report(modules: dict[str, list[str]], statuses: dict[str, str], second
     lines = [
         "# Mutation testing",
         "",
-        f"`make mutation` (mutmut {mutmut_version()}), {time.strftime('%Y-%m-%d')}, {seconds / 60:.1f} min for the "
-        f"modules below. Score = killed / (killed + survived); equivalent mutants are not counted.",
+        f"`make mutation` (mutmut {mutmut_version()}), {time.strftime('%Y-%m-%d')}, "
+        + (f"{seconds / 60:.1f} min for the modules below. " if seconds else "rebuilt from mutmut's last results. ")
+        + "Score = killed / (killed + survived); equivalent mutants are not counted.",
         "",
         "| module | mutants | killed | survived | equivalent | score | other |",
         "|---|---|---|---|---|---|---|",
