@@ -1,4 +1,5 @@
-# memabra: `make test` runs the suite, `make run` opens the console, `make cycle` runs one headless cycle.
+# memabra: `make test` runs the suite, `make run` opens the console, `make cycle` runs one headless cycle,
+# `make mutation` (slow; before a release) writes bench/results/mutation.md.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed
 BASE_DIR ?= artifacts
 DEMO_TRAJECTORIES ?= 2000
 
-.PHONY: test run cycle bench bench-learners venv clean demo-data
+.PHONY: test run cycle bench bench-learners venv clean demo-data mutation
 
 venv: $(STAMP)
 
@@ -41,5 +42,15 @@ bench-learners: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench.learners
 
+# Mutation testing of the gates, atomic writes, the lock, seen ids, ingest, importance weighting and the off-policy
+# estimators; MODULES="lock ingest" limits it to some of them. Not part of `make test`: it takes tens of minutes.
+MUTATION_STAMP := $(VENV)/.installed-mutation
+$(MUTATION_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,mutation]'
+	touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	$(PY) -m bench.mutation $(MODULES)
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache mutants

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from memabra.errors import BadInputError, CorruptDocumentError
-from memabra.learning.routers import router_from_dict
+from memabra.learning.versions import router_from_dict
 from memabra.models import VERSION_ID_PATTERN, CurrentRouter, RouterVersion, TrainingReport
 from memabra.runtime.case_index import CASES_TABLE, CaseIndex
 from memabra.storage.atomic import atomic_write_bytes, dump_json, process_alive, read_json, temp_file_writer

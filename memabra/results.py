@@ -100,6 +100,20 @@ class RecentValue(Result):
     excluded_count: int
 
 
+class DriftSignal(Result):
+    """The active router's value on recent traffic against its value when it was promoted, with an interval."""
+
+    value_at_promotion: float
+    """Its SNIPS value on the held-out traffic of the cycle that promoted it."""
+    recent_value: float
+    delta: float
+    low: float
+    high: float
+    level: float
+    signal: Literal["stable", "dropped", "rose"]
+    """dropped or rose when the whole interval of the change is below or above zero."""
+
+
 class LatestReport(Result):
     """The newest readable training report, in brief."""
 
@@ -135,6 +149,8 @@ class StoreStatus(Result):
     latest_report: LatestReport | None
     lock: LockHolder | None
     recent_value: RecentValue | None
+    drift: DriftSignal | None = None
+    """Null until the active version's report holds an off-policy estimate and recent traffic can be estimated."""
 
 
 class Problem(Result):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from memabra.errors import MemabraError
@@ -9,7 +10,8 @@ from memabra.evaluation.counterfactual import recent_value
 from memabra.learning.dataset import dataset_builder
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.versions import active_router
-from memabra.results import LatestReport, LockHolder, RecentValue, StoreStatus
+from memabra.models import CurrentRouter
+from memabra.results import DriftSignal, LatestReport, LockHolder, RecentValue, StoreStatus
 from memabra.settings import Settings, load_settings
 from memabra.storage.store import Store
 
@@ -31,6 +33,7 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
         reward_delta=report.reward_delta, reasons=report.reasons)
     current = store.versions.current()
     holder = store.lock_holder()
+    recent = active_router_recent_value(store, index)
     return StoreStatus(
         base_dir=str(store.base_dir),
         current=current,
@@ -45,8 +48,30 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
         report_count=len(store.reports.ids()),
         latest_report=latest_report,
         lock=LockHolder(**holder) if holder else None,
-        recent_value=active_router_recent_value(store, index),
+        recent_value=recent,
+        drift=drift_signal(store, current, recent),
     )
+
+
+def drift_signal(store: Store, current: CurrentRouter | None, recent: RecentValue | None) -> DriftSignal | None:
+    """How the active version's value on recent traffic compares with its value when it was promoted (the SNIPS
+    estimate its cycle made on held-out traffic); the interval combines both estimates' half-widths."""
+    if current is None or recent is None or current.report_id is None:
+        return None
+    try:
+        report = store.reports.get(current.report_id)
+    except MemabraError:
+        return None
+    estimate = report.off_policy.estimators.get("snips") if report.off_policy else None
+    if estimate is None:
+        return None
+    promoted = estimate.challenger
+    delta = recent.estimate - promoted.estimate
+    half_width = math.hypot((recent.high - recent.low) / 2, (promoted.high - promoted.low) / 2)
+    low, high = delta - half_width, delta + half_width
+    signal = "dropped" if high < 0 else ("rose" if low > 0 else "stable")
+    return DriftSignal(value_at_promotion=promoted.estimate, recent_value=recent.estimate, delta=delta, low=low,
+                       high=high, level=recent.level, signal=signal)
 
 
 def active_router_recent_value(store: Store, index: ArtifactIndex) -> RecentValue | None:

@@ -1,22 +1,15 @@
-"""Shared fixtures: a seeded demo store built once and copied per test, and a CLI runner in a subprocess."""
+"""Shared fixtures: seeded demo stores (built once, copied per test) and the CLI runner of tests/helpers.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from memabra.demo.generate import generate_demo_trajectories
-from memabra.demo.world import DemoWorld
-from memabra.learning.routers import HeuristicRouter
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import build_store, run_cli
 
 # Few examples per property so the suite stays fast; HYPOTHESIS_PROFILE=thorough searches harder.
 settings.register_profile("memabra", max_examples=25, deadline=None,
@@ -28,8 +21,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "memabra"))
 @pytest.fixture(scope="session")
 def _seeded_store_template(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("template") / "store"
-    generate_demo_trajectories(base, 2000, HeuristicRouter(), world=DemoWorld(7), seed=11)
-    return base
+    return build_store(base, 2000, seed=11)
 
 
 @pytest.fixture
@@ -57,47 +49,27 @@ def history_store(_history_store_template, tmp_path) -> Path:
     return target
 
 
-class CliResult:
-    def __init__(self, completed: subprocess.CompletedProcess):
-        self.code = completed.returncode
-        self.stdout = completed.stdout
-        self.stderr = completed.stderr
-
-    @property
-    def json(self):
-        return json.loads(self.stdout)
-
-    @property
-    def error_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.startswith("error:")]
+@pytest.fixture
+def cli():
+    """Run `python -m memabra.cli ARGS` in a fresh process, as an operator would (always with a timeout)."""
+    return run_cli
 
 
 @pytest.fixture
-def cli():
-    """Run `python -m memabra.cli ARGS` in a fresh process, as an operator would."""
-
-    def run(*args: str, env: dict | None = None, timeout: float = 120) -> CliResult:
-        full_env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        full_env.pop("MEMABRA_BASE_DIR", None)
-        full_env.update(env or {})
-        completed = subprocess.run(
-            [sys.executable, "-m", "memabra.cli", *map(str, args)],
-            capture_output=True, text=True, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL,
-        )
-        return CliResult(completed)
-
-    return run
+def small_store(tmp_path) -> Path:
+    """A base dir holding 200 demo trajectories (seeded), no versions yet."""
+    return build_store(tmp_path / "store", 200, seed=3)
 
 
-def run_main(*args: str) -> tuple[int, str, str]:
-    """Run the CLI's main() in this process (fast); return its exit code, stdout and stderr."""
-    import contextlib
-    import io
+@pytest.fixture
+def console(history_store, monkeypatch):
+    """The console on the history store (one report with off-policy rows), shown as `store` so a snapshot carries
+    no temp path."""
+    from memabra.settings import Settings
+    from memabra.tui.app import MemabraConsole
+    from tests.console_store import add_off_policy
 
-    from memabra.cli import main
-
-    stdout, stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main([str(arg) for arg in args])
-    stdout.flush()
-    return code, stdout.buffer.getvalue().decode(), stderr.getvalue()
+    monkeypatch.chdir(history_store.parent)
+    add_off_policy(history_store, "20260105-130000")
+    base_dir = Path("store")
+    return MemabraConsole(base_dir, Settings(base_dir=base_dir), poll_seconds=3600)

@@ -1,6 +1,5 @@
 """The operator guide's Python API: the workflow function, its events and cancellation, the version store."""
 
-import subprocess
 import sys
 import threading
 
@@ -11,7 +10,7 @@ from memabra.errors import BadInputError, LockHeldError
 from memabra.router_versioning import RouterVersionStore
 from memabra.storage.lock import StoreLock
 from memabra.workflow import STAGES
-from tests.conftest import ROOT
+from tests.helpers import run_python
 
 
 def test_workflow_reports_every_stage_in_order(seeded_store):
@@ -76,4 +75,5 @@ def test_engine_never_imports_textual():
             "memabra.router_versioning, memabra.evaluation, memabra.runtime, memabra.check, "
             "memabra.overview, memabra.demo.history, memabra.api, memabra.results; "
             "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if 'textual' in m)")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    ran = run_python("-c", code)
+    assert ran.code == 0, ran.stderr

@@ -18,9 +18,7 @@ from memabra.models import MAX_TEXT_CHARS, Trajectory
 from memabra.status import store_status
 from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
 from memabra.check import check_store
-from tests.conftest import run_main
-from tests.test_crash import assert_store_intact, run_cli, small_store  # noqa: F401 - a fixture
-from tests.test_models import trajectory_doc
+from tests.helpers import assert_store_intact, run_cli, run_main, trajectory_doc
 
 DOCUMENTED_EXIT_CODES = {0, 1, 2, 4, 75}
 
@@ -82,19 +80,19 @@ def test_full_disk_in_the_middle_of_an_append_leaves_no_torn_line(tmp_path, inje
 
 @pytest.mark.parametrize("step", [5, 14, 30])  # writing the version, the promotion, a benchmark trajectory
 def test_full_disk_during_a_cycle_is_one_line_and_changes_nothing_half(small_store, step):
-    failed = run_cli(small_store, "--min-new-trajectories", "1", fault=f"enospc@{step}")
+    failed = run_cli("--base-dir", small_store, "--min-new-trajectories", "1", fault=f"enospc@{step}")
     assert failed.returncode == 1
     assert failed.stderr.splitlines()[-1].startswith("error: cannot write") and "disk is full" in failed.stderr
     assert "Traceback" not in failed.stderr and failed.stdout == ""
     assert_store_intact(small_store)
     assert check_store(small_store)["problems"] == [], "a failed write leaves not even a temp file"
-    again = run_cli(small_store, "--min-new-trajectories", "0")
+    again = run_cli("--base-dir", small_store, "--min-new-trajectories", "0")
     assert again.returncode == 0, again.stderr
 
 
 def test_full_disk_while_reading_is_no_error(small_store):
     """The summary cache is derived data: failing to write it costs time, not the cycle."""
-    cached = run_cli(small_store, "--min-new-trajectories", "1", "--dry-run", fault="enospc@2")
+    cached = run_cli("--base-dir", small_store, "--min-new-trajectories", "1", "--dry-run", fault="enospc@2")
     assert cached.returncode == 0, cached.stderr
 
 
@@ -108,7 +106,7 @@ def test_unwritable_base_dir_is_one_line(tmp_path, cli):
     result = cli("--base-dir", target, "--demo-trajectories", "5")
     assert result.code in (1, 2) and result.error_lines == [result.stderr.strip().splitlines()[-1]]
     assert "not writable" in result.stderr and "Traceback" not in result.stderr
-    denied = run_cli(tmp_path / "store", "--demo-trajectories", "5", fault="eacces@1")
+    denied = run_cli("--base-dir", tmp_path / "store", "--demo-trajectories", "5", fault="eacces@1")
     assert denied.returncode == 1 and "not writable" in denied.stderr
 
 

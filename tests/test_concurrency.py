@@ -1,44 +1,54 @@
 """Several processes on one store at once: one cycle at a time, and readers never see a partial state."""
 
+import errno
 import json
 import os
-import subprocess
-import sys
 import threading
 
 from memabra.check import check_store
 from memabra.learning.versions import active_router
-from memabra.demo.generate import generate_demo_trajectories
-from memabra.demo.world import DemoWorld
-from memabra.learning.routers import HeuristicRouter
 from memabra.status import store_status
 from memabra.storage.lock import lock_holder
 from memabra.storage.versions import RouterVersionStore
-from tests.conftest import ROOT
+from tests.helpers import build_store, finish, run_cli, start_cli, wait_until
 
 
 def start_cycle(base, *args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("MEMABRA_BASE_DIR", None)
-    return subprocess.Popen([sys.executable, "-m", "memabra.cli", "--base-dir", str(base), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            stdin=subprocess.DEVNULL)
+    return start_cli("--base-dir", base, *args)
 
 
 def test_two_cycles_started_together_one_runs_the_other_exits_75(tmp_path):
     base = tmp_path / "store"
-    generate_demo_trajectories(base, 200, HeuristicRouter(), world=DemoWorld(7), seed=4)
+    build_store(base, 200, seed=4)
     # The first cycle reads its seen-ids file from a FIFO, so it holds the lock until the test writes to it.
     seen = tmp_path / "seen.json"
     os.mkfifo(seen)
     first = start_cycle(base, "--min-new-trajectories", "1", "--seen-trajectory-store", str(seen))
-    while lock_holder(base) is None:
-        assert first.poll() is None, first.communicate()
-    second = start_cycle(base, "--min-new-trajectories", "1", "--seen-trajectory-store", str(seen))
-    blocked, blocked_out, blocked_err = second.wait(120), *second.communicate()
-    with open(seen, "w") as writer:
-        writer.write("{}")
-    ran, ran_out, _ = first.wait(120), *first.communicate()
+    try:
+        def first_holds_the_lock():
+            assert first.poll() is None, first.communicate()
+            return lock_holder(base)
+
+        wait_until(first_holds_the_lock, 60, "the first cycle never showed as the lock's holder")
+        second = start_cycle(base, "--min-new-trajectories", "1", "--seen-trajectory-store", str(seen))
+        blocked, blocked_out, blocked_err = finish(second)
+
+        def writer_to_the_waiting_first_cycle():
+            assert first.poll() is None, first.communicate()
+            try:
+                return os.open(seen, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:  # ENXIO: the first cycle has not opened the FIFO yet
+                assert exc.errno == errno.ENXIO, exc
+                return None
+
+        writer = wait_until(writer_to_the_waiting_first_cycle, 60, "the first cycle never read its seen-ids FIFO")
+        os.write(writer, b"{}")
+        os.close(writer)
+    except BaseException:
+        first.kill()
+        first.communicate()
+        raise
+    ran, ran_out, _ = finish(first)
     assert (ran, blocked) == (0, 75)
     assert json.loads(ran_out)["status"] == "promoted"
     assert blocked_out == "" and blocked_err.startswith("error:") and "is locked by process" in blocked_err
@@ -47,7 +57,7 @@ def test_two_cycles_started_together_one_runs_the_other_exits_75(tmp_path):
 
 def test_readers_never_see_a_partial_state_while_cycles_write(tmp_path):
     base = tmp_path / "store"
-    generate_demo_trajectories(base, 200, HeuristicRouter(), world=DemoWorld(7), seed=6)
+    build_store(base, 200, seed=6)
     errors, snapshots = [], []
     done = threading.Event()
 
@@ -70,14 +80,13 @@ def test_readers_never_see_a_partial_state_while_cycles_write(tmp_path):
     reader.start()
     try:
         for gate in ("-1", "0.9"):  # one promotes, one is rejected
-            cycle = start_cycle(base, "--min-new-trajectories", "0", "--min-reward-delta", gate)
-            assert cycle.wait(120) == 0, cycle.communicate()
-            status = subprocess.run([sys.executable, "-m", "memabra.cli", "--base-dir", str(base), "--status"],
-                                    capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-            assert status.returncode == 0
+            code, _, err = finish(start_cycle(base, "--min-new-trajectories", "0", "--min-reward-delta", gate))
+            assert code == 0, err
+            assert run_cli("--base-dir", base, "--status").code == 0
     finally:
         done.set()
-        reader.join()
+        reader.join(timeout=60)
+    assert not reader.is_alive(), "the reader did not finish its last round within 60 s"
     assert errors == []
     assert snapshots
     counts = [snapshot["trajectory_count"] for snapshot in snapshots]

@@ -5,31 +5,20 @@ file written, all of it written, or a rename done); kills at arbitrary moments c
 """
 
 import json
-import os
 import random
 import shutil
 import signal
 import subprocess
-import sys
-
-import pytest
 
 from memabra.check import check_store
-from memabra.learning.versions import active_router
-from memabra.demo.generate import generate_demo_trajectories
-from memabra.demo.world import DemoWorld
 from memabra.learning.routers import HeuristicRouter
-from memabra.models import RouterVersion, TrainingReport
 from memabra.status import store_status
 from memabra.storage.seen import SeenTrajectories
 from memabra.storage.trajectories import TrajectoryStore
 from memabra.storage.versions import RouterVersionStore
-from tests.conftest import ROOT
-from tests.test_models import trajectory_doc
+from tests.helpers import assert_store_intact, run_cli, start_python, trajectory_doc
 
 SEED = 20260414
-CRASH_LEFTOVERS = ("temp file of a write", "journal of a writer that is gone", "journal left behind")
-"""What a crash may leave for --check --repair to tidy: never a half-written document."""
 
 # A first cycle on the store below takes 661 write steps: summary cache 1-3, version 4-6, report 7-9, report id on
 # the version 10-12, promotion 13-15, seen ids 16-18, 320 benchmark trajectories 19-658 (two steps each), seal
@@ -40,48 +29,11 @@ APPEND_STEPS = range(19, 662)
 APPENDER = """
 import sys
 from memabra.storage.trajectories import TrajectoryWriter
-from tests.test_models import trajectory_doc
+from tests.helpers import trajectory_doc
 writer = TrajectoryWriter(sys.argv[1], max_documents=7)
 while True:
     print(writer.append(trajectory_doc()).trajectory_id, flush=True)
 """
-
-
-def run_cli(base, *args, fault=None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("MEMABRA_BASE_DIR", None)
-    if fault:
-        env["MEMABRA_FAULT_INJECT"] = fault
-    return subprocess.run([sys.executable, "-m", "memabra.cli", "--base-dir", str(base), *map(str, args)],
-                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
-
-
-def assert_store_intact(base, returned_ids=()):
-    """What must hold after any crash: the store opens, current is a complete version, every *.json is a whole
-    valid document, and every trajectory whose append returned is stored."""
-    status = store_status(base)
-    assert status["lock"] is None, "the kernel released the dead holder's lock"
-    if status["current"] is not None:
-        version = RouterVersionStore(base).get_version(status["current"]["version_id"])
-        assert isinstance(version, RouterVersion)
-        active_router(RouterVersionStore(base))
-    found = check_store(base)
-    broken = [problem for problem in found["problems"] if not problem["problem"].startswith(CRASH_LEFTOVERS)]
-    assert broken == []
-    for path in base.rglob("*.json"):
-        json.loads(path.read_bytes())  # nothing half-written, even where --check does not look
-    for path in (base / "training-reports").glob("*.json"):
-        TrainingReport.model_validate_json(path.read_bytes())
-    stored = {t.trajectory_id for t in TrajectoryStore(base).load_all()[0]}
-    assert set(returned_ids) <= stored, "a trajectory whose append returned was lost"
-    return status
-
-
-@pytest.fixture
-def small_store(tmp_path):
-    base = tmp_path / "store"
-    generate_demo_trajectories(base, 200, HeuristicRouter(), world=DemoWorld(7), seed=3)
-    return base
 
 
 def test_cycles_and_promotions_killed_at_random_write_steps(small_store):
@@ -90,7 +42,7 @@ def test_cycles_and_promotions_killed_at_random_write_steps(small_store):
     killed = 0
     for step in steps:
         before = store_status(small_store)["current"]
-        cycle = run_cli(small_store, "--min-new-trajectories", "0", fault=f"kill@{step}")
+        cycle = run_cli("--base-dir", small_store, "--min-new-trajectories", "0", fault=f"kill@{step}")
         assert cycle.returncode in (-signal.SIGKILL, 0), cycle.stderr
         killed += cycle.returncode == -signal.SIGKILL
         after = assert_store_intact(small_store)["current"]
@@ -101,12 +53,12 @@ def test_cycles_and_promotions_killed_at_random_write_steps(small_store):
             assert RouterVersionStore(small_store).get_version(after["version_id"]).report_id == after["report_id"]
     assert killed == len(steps)
 
-    finished = run_cli(small_store, "--min-new-trajectories", "0")
+    finished = run_cli("--base-dir", small_store, "--min-new-trajectories", "0")
     assert finished.returncode == 0, finished.stderr
     assert json.loads(finished.stdout)["status"] == "promoted"
     repaired = check_store(small_store, repair=True)
     assert repaired["healthy"] and check_store(small_store)["problems"] == []
-    assert run_cli(small_store, "--status").returncode == 0
+    assert run_cli("--base-dir", small_store, "--status").returncode == 0
 
 
 def test_rollback_killed_inside_its_write_leaves_old_or_new_current(small_store):
@@ -115,22 +67,18 @@ def test_rollback_killed_inside_its_write_leaves_old_or_new_current(small_store)
         versions.promote(versions.save(HeuristicRouter()))
     newest, older = [v["version_id"] for v in versions.list_versions()][:2]
     for step in (1, 2, 3):
-        rolled = run_cli(small_store, "--rollback", older, fault=f"kill@{step}")
+        rolled = run_cli("--base-dir", small_store, "--rollback", older, fault=f"kill@{step}")
         assert rolled.returncode == -signal.SIGKILL
         current = assert_store_intact(small_store)["current"]
         assert current["version_id"] == (older if step == 3 else newest), "the rename is the moment it switches"
         if step == 3:
             assert current["rollback_from"] == newest
-            run_cli(small_store, "--rollback", newest)
+            run_cli("--base-dir", small_store, "--rollback", newest)
     assert check_store(small_store, repair=True)["healthy"]
 
 
 def _start_appender(base, fault=None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if fault:
-        env["MEMABRA_FAULT_INJECT"] = fault
-    return subprocess.Popen([sys.executable, "-c", APPENDER, str(base)], stdout=subprocess.PIPE, text=True,
-                            env=env, cwd=ROOT)
+    return start_python("-c", APPENDER, base, fault=fault, stderr=subprocess.DEVNULL)
 
 
 def test_appenders_killed_at_any_moment_lose_no_returned_trajectory(tmp_path):
@@ -147,16 +95,16 @@ def test_appenders_killed_at_any_moment_lose_no_returned_trajectory(tmp_path):
         appender.send_signal(signal.SIGKILL)
     for appender in self_killed + [a for a, _ in killed]:
         returned.extend(line.strip() for line in appender.stdout if line.strip())
-        assert appender.wait() == -signal.SIGKILL
+        assert appender.wait(timeout=120) == -signal.SIGKILL
     assert len(returned) >= 4
     assert_store_intact(base, returned)
 
-    cycle = run_cli(base, "--min-new-trajectories", "1", "--dry-run")
+    cycle = run_cli("--base-dir", base, "--min-new-trajectories", "1", "--dry-run")
     assert cycle.returncode == 0, cycle.stderr
     # Appends that were written but killed before they returned may be stored too; none that returned is missing.
     dry_run = json.loads(cycle.stdout)
     assert dry_run["training_trajectory_count"] + dry_run["off_policy"]["held_out_count"] >= len(set(returned))
-    real = run_cli(base, "--min-new-trajectories", "1")
+    real = run_cli("--base-dir", base, "--min-new-trajectories", "1")
     assert real.returncode == 0, real.stderr
     assert not list((base / "trajectories").glob(".journal-*")), "the cycle sealed every dead writer's journal"
     assert_store_intact(base, returned)
@@ -184,11 +132,11 @@ def test_repair_killed_at_any_write_step_loses_nothing(small_store, tmp_path):
     for step in sorted(random.Random(SEED).sample(range(1, 16), 6)):
         store = tmp_path / f"repair-{step}"
         shutil.copytree(template, store)
-        killed = run_cli(store, "--check", "--repair", fault=f"kill@{step}")
+        killed = run_cli("--base-dir", store, "--check", "--repair", fault=f"kill@{step}")
         assert killed.returncode == -signal.SIGKILL
-        finished = run_cli(store, "--check", "--repair")
+        finished = run_cli("--base-dir", store, "--check", "--repair")
         assert finished.returncode == 0, finished.stdout
-        assert run_cli(store, "--check").returncode == 0
+        assert run_cli("--base-dir", store, "--check").returncode == 0
         stored = {t.trajectory_id for t in TrajectoryStore(store).load_all()[0]}
         assert good_ids | {"from-a-dead-writer"} <= stored
         originals = [json.loads(p.read_text()) for p in (store / "quarantine" / "trajectories").iterdir()]

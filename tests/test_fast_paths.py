@@ -11,7 +11,7 @@ import pytest
 from memabra.learning.exploration import ExplorationPolicy
 from memabra.models import Trajectory, new_trajectory_id
 from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
-from tests.test_models import trajectory_doc
+from tests.helpers import trajectory_doc
 
 
 @pytest.mark.parametrize("policy", [ExplorationPolicy("epsilon_greedy", 0.2), ExplorationPolicy("epsilon_greedy", 0.9),

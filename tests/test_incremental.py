@@ -2,23 +2,19 @@
 
 import json
 import tempfile
-import time
 
 import numpy as np
 import pytest
 
-from memabra.demo.generate import generate_demo_trajectories
-from memabra.demo.world import DemoWorld
 from memabra.learning import scan
 from memabra.learning.dataset import DatasetBuilder
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.train import train_router
-from memabra.learning.routers import HeuristicRouter
 from memabra.models import Trajectory
 from memabra.status import store_status
 from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
 from memabra import run_online_learning_workflow
-from tests.test_models import trajectory_doc
+from tests.helpers import build_store, trajectory_doc, wait_until
 
 
 def full_retrain_weights(base_dir):
@@ -43,7 +39,7 @@ def cache_files(base_dir):
 def test_incremental_training_equals_a_full_retrain(seeded_store):
     first, _ = indexed_weights(seeded_store)
     assert len(cache_files(seeded_store)) == 1, "the sealed segment's summary is cached"
-    generate_demo_trajectories(seeded_store, 700, HeuristicRouter(), world=DemoWorld(7), seed=12)
+    build_store(seeded_store, 700, seed=12)
     cached, index = indexed_weights(seeded_store)
     assert index.training_count == 2700 and len(cache_files(seeded_store)) == 2
     np.testing.assert_allclose(cached, full_retrain_weights(seeded_store), rtol=1e-9, atol=1e-12)
@@ -64,7 +60,7 @@ def test_cycle_result_is_the_same_with_a_cold_or_warm_cache(seeded_store, tmp_pa
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "stale"])
 def test_a_corrupt_or_stale_cache_is_rebuilt_with_the_same_result(seeded_store, damage):
-    generate_demo_trajectories(seeded_store, 300, HeuristicRouter(), world=DemoWorld(7), seed=13)
+    build_store(seeded_store, 300, seed=13)
     expected, expected_index = indexed_weights(seeded_store)
     first, second = cache_files(seeded_store)
     if damage == "garbage":
@@ -129,7 +125,7 @@ def test_seen_file_lists_segments_not_ids_and_counts_stay_right(seeded_store):
     writer.close()
     status = store_status(seeded_store)
     assert status["unseen_trajectory_count"] == 0 and status["seen_trajectory_count"] == 2060
-    generate_demo_trajectories(seeded_store, 80, HeuristicRouter(), world=DemoWorld(7), seed=14)
+    build_store(seeded_store, 80, seed=14)
     result = run_online_learning_workflow(base_dir=seeded_store)
     assert result["new_trajectory_count"] == 80
     seen = json.loads((seeded_store / "seen-trajectories.json").read_text())
@@ -175,7 +171,7 @@ def test_the_bulk_path_refuses_what_the_model_refuses(tmp_path, bad):
 
 
 def test_plain_documents_give_the_same_statistics_as_models(seeded_store):
-    generate_demo_trajectories(seeded_store, 300, HeuristicRouter(), world=DemoWorld(7), seed=15)
+    build_store(seeded_store, 300, seed=15)
     sparse = {k: v for k, v in _good_document(trajectory_id="sparse", extra_field=1).items() if k != "created_at"}
     sparse["candidates"] = [{"candidate_id": c["candidate_id"], "kind": c["kind"]} for c in sparse["candidates"]]
     sparse["candidates"][0]["payload"] = {"hint_reward": 0.7}
@@ -213,14 +209,20 @@ def test_a_scan_shared_with_a_worker_process_equals_a_scan_alone(seeded_store, t
     for path in cache_files(base):
         path.unlink()
     summarise = scan.summarise_file
+    summarised_here = []
 
-    def slow_summarise(*args, **kwargs):  # only in this process: the worker gets the newest segments
-        time.sleep(0.2)
+    def claims_made() -> int:
+        return sum(len(list(folder.iterdir())) for folder in tmp_path.glob("memabra-claims-*"))
+
+    def summarise_once_the_worker_has_claimed(*args, **kwargs):
+        # Only in this process: the scan claimed one segment per call, so any claim beyond those is the worker's.
+        summarised_here.append(1)
+        wait_until(lambda: claims_made() > len(summarised_here), 60, "the worker process claimed no segment")
         return summarise(*args, **kwargs)
 
     from_worker = []
     wait_for = scan._SegmentWorker.wait_for
-    monkeypatch.setattr(scan, "summarise_file", slow_summarise)
+    monkeypatch.setattr(scan, "summarise_file", summarise_once_the_worker_has_claimed)
     monkeypatch.setattr(scan._SegmentWorker, "wait_for",
                         lambda self, item: wait_for(self, item) and not from_worker.append(item.key))
     monkeypatch.setattr(scan, "PARALLEL_MIN_SEGMENTS", 2)

@@ -10,20 +10,7 @@ from memabra.models import Trajectory
 from memabra.schema import SCHEMA_PATH, schema_text, trajectory_json_schema
 from memabra.storage.lock import StoreLock
 from memabra.storage.trajectories import TrajectoryStore
-from tests.conftest import ROOT
-
-
-def trajectory_line(index: int, **changes) -> dict:
-    document = {
-        "trajectory_id": f"run-{index:05d}",
-        "task": {"task_id": f"t-{index}", "text": f"What is {index} times 3?"},
-        "candidates": [{"candidate_id": "tool:calc", "kind": "tool", "score": 0.4},
-                       {"candidate_id": "direct:guess", "kind": "direct", "score": 0.7}],
-        "decision": {"chosen_candidate_id": "tool:calc", "propensity": 0.1},
-        "outcome": {"reward": 1.0, "latency_ms": 12.5},
-    }
-    document.update(changes)
-    return document
+from tests.helpers import ROOT, trajectory_doc
 
 
 def write_jsonl(path: Path, lines: list) -> Path:
@@ -40,13 +27,13 @@ def stored_ids(base_dir: Path) -> list[str]:
 
 def test_ingest_stores_valid_lines_and_reports_each_invalid_one(cli, tmp_path):
     log = write_jsonl(tmp_path / "agent.jsonl", [
-        trajectory_line(1),
+        trajectory_doc(1),
         b"{this is not json",
-        trajectory_line(2, outcome={"reward": "high", "latency_ms": 3}),
+        {**trajectory_doc(2), "outcome": {"reward": "high", "latency_ms": 3}},
         b"",
-        trajectory_line(3, decision={"chosen_candidate_id": "memory:none"}),
+        {**trajectory_doc(3), "decision": {"chosen_candidate_id": "memory:none"}},
         [1, 2, 3],
-        trajectory_line(4),
+        trajectory_doc(4),
     ])
     result = cli("--base-dir", tmp_path / "store", "--ingest", log)
     assert result.code == 0, result.stderr
@@ -64,10 +51,10 @@ def test_ingest_stores_valid_lines_and_reports_each_invalid_one(cli, tmp_path):
 def test_importing_the_same_folder_twice_stores_nothing_twice(cli, tmp_path):
     folder = tmp_path / "logs"
     folder.mkdir()
-    without_id = trajectory_line(9)
+    without_id = trajectory_doc(9)
     del without_id["trajectory_id"]
-    write_jsonl(folder / "a.jsonl", [trajectory_line(i) for i in range(5)] + [without_id])
-    write_jsonl(folder / "b.jsonl", [trajectory_line(3), trajectory_line(7)])
+    write_jsonl(folder / "a.jsonl", [trajectory_doc(i) for i in range(5)] + [without_id])
+    write_jsonl(folder / "b.jsonl", [trajectory_doc(3), trajectory_doc(7)])
     (folder / "notes.txt").write_text("not a log")
     first = cli("--base-dir", tmp_path / "store", "--ingest", folder).json
     assert first["file_count"] == 2
@@ -81,7 +68,7 @@ def test_importing_the_same_folder_twice_stores_nothing_twice(cli, tmp_path):
 
 
 def test_ingested_trajectories_count_as_new_for_a_cycle(cli, tmp_path):
-    log = write_jsonl(tmp_path / "agent.jsonl", [trajectory_line(i) for i in range(30)])
+    log = write_jsonl(tmp_path / "agent.jsonl", [trajectory_doc(i) for i in range(30)])
     cli("--base-dir", tmp_path / "store", "--ingest", log)
     status = cli("--base-dir", tmp_path / "store", "--status").json
     assert status["unseen_trajectory_count"] == 30 and status["invalid_trajectory_count"] == 0
@@ -114,14 +101,14 @@ def test_schema_doc_names_every_field_and_its_example_is_valid():
 
 
 def test_ingest_runs_while_a_cycle_holds_the_lock(cli, tmp_path):
-    log = write_jsonl(tmp_path / "agent.jsonl", [trajectory_line(i) for i in range(3)])
+    log = write_jsonl(tmp_path / "agent.jsonl", [trajectory_doc(i) for i in range(3)])
     with StoreLock(tmp_path / "store", "cycle"):
         result = cli("--base-dir", tmp_path / "store", "--ingest", log)
     assert result.code == 0 and result.json["stored_count"] == 3
 
 
 def test_reimport_after_a_cycle_still_stores_nothing_twice(cli, tmp_path):
-    log = write_jsonl(tmp_path / "agent.jsonl", [trajectory_line(i) for i in range(60)])
+    log = write_jsonl(tmp_path / "agent.jsonl", [trajectory_doc(i) for i in range(60)])
     assert cli("--base-dir", tmp_path / "store", "--ingest", log).json["stored_count"] == 60
     cycle = cli("--base-dir", tmp_path / "store", "--dry-run", "--required-task-count", "0")
     assert cycle.json["status"] == "dry_run"

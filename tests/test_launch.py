@@ -2,19 +2,15 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import memabra.tui.app as console_app
 from memabra.cli import command as main
-from tests.conftest import ROOT
+from tests.helpers import run_cli
 
 
-def run(module: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("MEMABRA_BASE_DIR", None)
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL, timeout=120)
+def run(module: str, *args: str):
+    return run_cli(*args, module=module)
 
 
 def test_headless_is_exactly_the_cli(history_store):

@@ -12,7 +12,8 @@ import pytest
 from memabra.learning.hierarchical import ROUTER_KIND, HierarchicalRouter, train
 from memabra.learning.learner_stats import LearnerStats, LearnerStatsBuilder, decay_factors, decayed_sum
 from memabra.learning.pair_features import LearnerConfig
-from memabra.learning.routers import ScoringRouter, router_from_dict
+from memabra.learning.routers import ScoringRouter
+from memabra.learning.versions import router_from_dict
 from memabra.models import Candidate, Decision, Outcome, Task, Trajectory
 
 CONFIG = LearnerConfig(task_buckets=32, id_buckets=8, metadata_features=("priority",), payload_features=("cost",),

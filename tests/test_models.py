@@ -7,18 +7,7 @@ from pydantic import ValidationError
 
 from memabra.evaluation.gates import PromotionPolicy
 from memabra.models import BenchmarkMetrics, Trajectory
-
-
-def trajectory_doc(**outcome):
-    return {
-        "task": {"task_id": "t1", "text": "What's the weather in Oslo?"},
-        "candidates": [
-            {"candidate_id": "tool:weather", "kind": "tool", "score": 0.6},
-            {"candidate_id": "direct:answer", "kind": "direct", "score": 0.7},
-        ],
-        "decision": {"chosen_candidate_id": "tool:weather", "propensity": 0.8},
-        "outcome": {"reward": 0.9, "latency_ms": 700.0, **outcome},
-    }
+from tests.helpers import trajectory_doc
 
 
 def test_valid_trajectory_gets_id_and_chosen_candidate():

@@ -26,7 +26,7 @@ from memabra.server.command import build_server, listen_socket
 from memabra.status import store_status
 from memabra.storage.trajectories import TrajectoryStore
 from memabra.storage.versions import RouterVersionStore
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -1,6 +1,5 @@
 """The agent's side: the active router follows promotions and rollbacks by itself, and runs are logged."""
 
-import subprocess
 import sys
 
 import pytest
@@ -13,7 +12,7 @@ from memabra.learning.exploration import ExplorationPolicy
 from memabra.router_versioning import RouterVersionStore
 from memabra.storage.trajectories import TrajectoryStore
 from memabra import serving
-from tests.conftest import ROOT
+from tests.helpers import run_python
 
 WORLD = DemoWorld(7)
 SUITE = WORLD.benchmark_suite(40)
@@ -80,7 +79,9 @@ def test_a_corrupt_current_keeps_the_previous_router_serving(seeded_store):
     current.write_text("{broken")
     assert router.refresh() is False
     assert router.version_id == version and "current.json" in router.last_error
-    router.route(SUITE.tasks[0].task, SUITE.tasks[0].candidates)
+    decision = router.route(SUITE.tasks[0].task, SUITE.tasks[0].candidates)
+    assert decision.router_version_id == version
+    assert decision.chosen_candidate_id in {c.candidate_id for c in SUITE.tasks[0].candidates}
 
 
 def test_append_trajectory_logs_a_run_and_names_the_bad_field(tmp_path):
@@ -104,7 +105,8 @@ def test_importing_memabra_stays_light():
             "from memabra import load_active_router, append_trajectory, TrajectoryWriter; "
             "import memabra.ingest, memabra.schema, memabra.evaluation.plugins; "
             "assert 'textual' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    ran = run_python("-c", code)
+    assert ran.code == 0, ran.stderr
 
 
 def test_a_version_this_code_cannot_load_keeps_the_previous_router_serving(seeded_store):

@@ -3,6 +3,7 @@
 import json
 import multiprocessing
 import os
+import time
 
 import pytest
 
@@ -13,7 +14,7 @@ from memabra.storage.documents import DocumentFile
 from memabra.storage.lock import StoreLock, lock_holder
 from memabra.storage.seen import SeenTrajectories
 from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
-from tests.test_models import trajectory_doc
+from tests.helpers import trajectory_doc
 
 
 def test_atomic_write_leaves_only_the_document(tmp_path):
@@ -88,7 +89,9 @@ def test_four_processes_appending_at_once_lose_nothing(tmp_path):
     for worker in workers:
         worker.start()
     store, counts = TrajectoryStore(tmp_path), []
+    deadline = time.monotonic() + 120
     while any(worker.is_alive() for worker in workers):
+        assert time.monotonic() < deadline, "the appending processes were still running after 120 s"
         # Meanwhile a reader sees only whole trajectories, and sealing dead writers' journals spares live ones.
         store.seal_abandoned_journals()
         trajectories, invalid = store.load_all()

@@ -4,14 +4,12 @@ import json
 
 import pytest
 
-from memabra.demo.generate import generate_demo_trajectories
-from memabra.demo.world import DemoWorld
 from memabra.learning.scan import ArtifactIndex
-from memabra.learning.routers import HeuristicRouter
 from memabra.status import store_status
 from memabra import run_online_learning_workflow
 
 ESTIMATE_KEYS = {"estimate", "low", "high", "ess"}
+from tests.helpers import build_store
 
 
 def test_a_cycle_estimates_both_routers_on_held_out_traffic_it_did_not_train_on(seeded_store):
@@ -43,8 +41,19 @@ def test_holding_nothing_out_trains_on_everything_and_says_why_nothing_was_estim
 
 def test_default_policy_has_only_the_four_lenient_gates(seeded_store):
     result = run_online_learning_workflow(base_dir=seeded_store, dry_run=True)
-    assert [gate["gate"] for gate in result["gates"]] == ["reward_delta", "error_rate_delta", "latency_delta_ms",
-                                                          "task_count"]
+    gates = result["gates"]
+    assert [gate["gate"] for gate in gates] == ["reward_delta", "error_rate_delta", "latency_delta_ms", "task_count"]
+    assert [(gate["comparison"], gate["threshold"]) for gate in gates] == [
+        (">=", 0.0), ("<=", 0.05), ("<=", 1000.0), (">=", 20)]
+    assert gates[0]["value"] == pytest.approx(result["reward_delta"])
+    assert gates[1]["value"] == pytest.approx(result["error_rate_delta"])
+    assert gates[2]["value"] == pytest.approx(result["latency_delta_ms"])
+    assert gates[3]["value"] == result["challenger"]["task_count"] == 160
+    for gate in gates:
+        within = (gate["value"] >= gate["threshold"] if gate["comparison"] == ">=" else
+                  gate["value"] <= gate["threshold"])
+        assert gate["passed"] == within, gate
+    assert result["accepted"] == all(gate["passed"] for gate in gates)
 
 
 @pytest.mark.parametrize("source", ["benchmark", "doubly_robust"])
@@ -85,11 +94,11 @@ def test_a_bound_from_held_out_traffic_fails_when_nothing_was_held_out(seeded_st
                                           reward_delta_bound="doubly_robust")
     assert result["accepted"] is False
     assert result["reasons"] == ["the challenger's reward gain could not be bounded: no trajectories were held out "
-                                 "(holdout_share is 0 or too few are new)"]
+                                 "(--holdout-share is 0 or too few are new)"]
 
 
 def test_newest_training_returns_the_newest_unseen_by_creation_time(seeded_store):
-    generate_demo_trajectories(seeded_store, 30, HeuristicRouter(), world=DemoWorld(7), seed=21)
+    build_store(seeded_store, 30, seed=21)
     index = ArtifactIndex.scan(seeded_store, set())
     newest = index.newest_training(30)
     everything = sorted(index.iter_training(), key=lambda t: t.created_at)
@@ -109,7 +118,7 @@ def test_cli_flags_and_environment_set_the_uncertainty_gates(cli, seeded_store):
     assert cycle["benchmark"]["reward_delta_interval"]["level"] == 0.8
     assert {gate["gate"] for gate in cycle["gates"]} >= {"reward_delta_lower_bound", "effective_sample_size"}
     bad = cli("--base-dir", seeded_store, "--holdout-share", "1.5")
-    assert bad.code == 2 and len(bad.error_lines) == 1 and "--holdout-share" in bad.error_lines[0]
+    assert bad.code == 2 and len(bad.error_lines) == 1 and "holdout_share" in bad.error_lines[0]
 
 
 def test_status_shows_the_active_routers_value_on_recent_traffic(tmp_path, seeded_store):

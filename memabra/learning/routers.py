@@ -81,21 +81,3 @@ class SimpleLearningRouter(ScoringRouter):
             "candidate_kinds": list(CANDIDATE_KINDS),
             "weights": self.weights.tolist(),
         }
-
-
-def router_from_dict(data: dict[str, Any], version_id: str | None = None) -> ScoringRouter:
-    """Rebuild a saved router from its serialisation."""
-    kind = data.get("kind")
-    if kind == "heuristic":
-        router: ScoringRouter = HeuristicRouter()
-    elif kind == "simple_learning":
-        config = FeatureConfig(**data.get("feature_config", {}))
-        router = SimpleLearningRouter(np.asarray(data["weights"], dtype=np.float64), config)
-    elif kind == "hierarchical_ridge":
-        from memabra.learning.hierarchical import HierarchicalRouter
-
-        router = HierarchicalRouter.from_dict(data)
-    else:
-        raise ValueError(f"unknown router kind {kind!r}")
-    router.version_id = version_id
-    return router

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
-from memabra.learning.routers import HeuristicRouter, ScoringRouter, router_from_dict
+from typing import Any
+
+import numpy as np
+
+from memabra.learning.features import FeatureConfig
+from memabra.learning.hierarchical import HierarchicalRouter
+from memabra.learning.routers import HeuristicRouter, ScoringRouter, SimpleLearningRouter
 from memabra.models import RouterVersion
 from memabra.storage.versions import RouterVersionStore
+
+
+def router_from_dict(data: dict[str, Any], version_id: str | None = None) -> ScoringRouter:
+    """Rebuild a saved router from its serialisation."""
+    kind = data.get("kind")
+    if kind == "heuristic":
+        router: ScoringRouter = HeuristicRouter()
+    elif kind == "simple_learning":
+        config = FeatureConfig(**data.get("feature_config", {}))
+        router = SimpleLearningRouter(np.asarray(data["weights"], dtype=np.float64), config)
+    elif kind == "hierarchical_ridge":
+        router = HierarchicalRouter.from_dict(data)
+    else:
+        raise ValueError(f"unknown router kind {kind!r}")
+    router.version_id = version_id
+    return router
 
 
 def version_router(version: RouterVersion) -> ScoringRouter:

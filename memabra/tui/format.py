@@ -98,6 +98,11 @@ def status_text(overview: Overview, settings: Settings) -> Text:
     stored = f"{total:,} trajectories · {unseen:,} new" + (f" · {invalid:,} invalid" if invalid else "")
     line("stored", stored, "yellow" if unseen >= settings.min_new_trajectories else "")
     line("lock", describe_lock(status.lock))
+    if status.drift is not None:
+        drift = status.drift
+        style = {"dropped": "bold red", "rose": "green"}.get(drift.signal, "")
+        line("drift", f"{drift.signal}: recent {drift.recent_value:.3f} vs {drift.value_at_promotion:.3f} when "
+                      f"promoted ({drift.delta:+.3f}, {drift.low:+.3f} … {drift.high:+.3f})", style)
     line("gates", describe_gates(settings, separator="\n" + " " * 10))
     if total == 0:
         text.append("\nNo trajectories yet. Fill the store with demo ones:\n", style="bold")

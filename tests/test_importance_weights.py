@@ -1,0 +1,142 @@
+"""Importance weights: 1/propensity capped in training, and the off-policy report's warnings about them."""
+
+import numpy as np
+import pytest
+
+from memabra.evaluation.counterfactual import compare_routers
+from memabra.learning.dataset import DatasetBuilder
+from memabra.learning.pair_features import LearnerConfig
+from memabra.learning.train import train_router
+from memabra.learning.routers import HeuristicRouter
+from memabra.models import Trajectory
+from tests.helpers import trajectory_doc
+
+
+def logged(propensity, reward=0.9, chosen="direct:answer", text="What's the weather in Oslo?") -> Trajectory:
+    document = trajectory_doc(reward=reward)
+    document["task"]["text"] = text
+    document["decision"] = {"chosen_candidate_id": chosen, "propensity": propensity}
+    return Trajectory.model_validate(document)
+
+
+MAX_IMPORTANCE_WEIGHT = LearnerConfig().max_importance_weight
+UNDECAYED = LearnerConfig(half_life=None)
+
+
+def weight_and_weighted_reward(stats) -> tuple[float, float]:
+    """The summed row weights, and the weighted reward sum (the bias column of the moment)."""
+    bias = stats.config.dense_start
+    return float(stats.weight.sum()), float(stats.moment[:, bias].sum())
+
+
+@pytest.mark.parametrize("propensity, weight", [
+    (0.5, 2.0), (0.25, 4.0), (1 / MAX_IMPORTANCE_WEIGHT, MAX_IMPORTANCE_WEIGHT), (0.001, MAX_IMPORTANCE_WEIGHT),
+    (None, 1.0),
+])
+def test_a_logged_pick_weighs_one_over_its_propensity_up_to_the_cap(propensity, weight):
+    stats = DatasetBuilder(UNDECAYED).stats([logged(propensity, reward=0.5)])
+    assert MAX_IMPORTANCE_WEIGHT == 5.0
+    assert stats.count == 1
+    weights, rewards = weight_and_weighted_reward(stats)
+    assert weights == pytest.approx(weight, rel=1e-12)
+    assert rewards == pytest.approx(0.5 * weight, rel=1e-12)
+
+
+def test_one_unlikely_pick_cannot_dominate_what_is_learned():
+    common = [logged(0.5, reward=0.2, text=f"task {i}") for i in range(40)]
+    rare = logged(0.0005, reward=1.0, text="task rare")  # 1/p = 2,000, capped at 5
+    capped = DatasetBuilder(UNDECAYED).stats(common + [rare])
+    weights, rewards = weight_and_weighted_reward(capped)
+    assert weights == pytest.approx(40 * 2 + 5)
+    assert rewards / weights == pytest.approx((40 * 2 * 0.2 + 5 * 1.0) / 85)
+    uncapped_config = LearnerConfig(half_life=None, max_importance_weight=1e9)
+    uncapped = DatasetBuilder(uncapped_config).stats(common + [rare])
+    assert weight_and_weighted_reward(uncapped)[0] == pytest.approx(40 * 2 + 2000)
+    assert not np.allclose(train_router(capped, UNDECAYED).weights,
+                           train_router(uncapped, uncapped_config).weights)
+
+
+def heuristic_picks(trajectory: Trajectory) -> str:
+    return HeuristicRouter().route(trajectory.task, trajectory.candidates).chosen_candidate_id
+
+
+def test_capped_weights_are_counted_and_warned_about_per_router():
+    picked = heuristic_picks(logged(0.5))
+    log = [logged(0.01, chosen=picked, text=f"t{i}") for i in range(3)] + [logged(0.5, chosen=picked, text=f"u{i}")
+                                                                              for i in range(5)]
+    report = compare_routers(log, HeuristicRouter(), HeuristicRouter(), resamples=20)
+    assert report["clipped_count"] == {"baseline": 3, "challenger": 3}
+    capped = [warning for warning in report["warnings"] if "were capped" in warning]
+    assert capped == [
+        "3 of the baseline's importance weights were capped at 50 (logged propensities below 0.02); its estimates "
+        "lean low",
+        "3 of the challenger's importance weights were capped at 50 (logged propensities below 0.02); its estimates "
+        "lean low"]
+    assert report["mean_importance_weight"]["baseline"] == pytest.approx((3 * 50 + 5 * 2) / 8)
+
+
+def test_a_log_without_exploration_is_warned_about_and_not_checked_for_consistency():
+    picked = heuristic_picks(logged(0.5))
+    log = [logged(1.0, chosen=picked, text=f"t{i}") for i in range(10)]
+    report = compare_routers(log, HeuristicRouter(), HeuristicRouter(), resamples=20)
+    assert any(warning.startswith("every held-out decision was logged with propensity 1 (no exploration)")
+               for warning in report["warnings"])
+    assert report["logging_check"] is None and report["propensities_suspect"] is False
+    assert report["clipped_count"] == {"baseline": 0, "challenger": 0}
+    exploring = compare_routers(log[:-1] + [logged(0.9, chosen=picked)], HeuristicRouter(), HeuristicRouter(),
+                                resamples=20)
+    assert not any("no exploration" in warning for warning in exploring["warnings"])
+    assert exploring["logging_check"] is not None
+
+
+def test_a_mean_interval_is_seeded_by_default_and_counts_every_item():
+    from memabra.evaluation import offpolicy
+
+    differences = [0.1, -0.2, 0.3, 0.0, 0.25, -0.05, 0.4]
+    default = offpolicy.mean_interval(differences, resamples=200)
+    assert (default.estimate, default.ess, default.count, default.clipped_count, default.seed) == (
+        pytest.approx(sum(differences) / 7), 7.0, 7, 0, 0)
+    again = offpolicy.mean_interval(differences, resamples=200, seed=0)
+    assert (default.low, default.high) == (again.low, again.high)
+    assert default.low < default.estimate < default.high
+    assert default.to_dict()["ess"] == 7.0
+
+
+def test_direct_method_and_doubly_robust_are_seeded_and_count_their_capped_weights():
+    from memabra.evaluation import offpolicy
+
+    rewards = [1.0, 0.0, 0.5, 1.0]
+    propensities = [0.5, 0.04, 0.5, 0.25]
+    targets = [1.0, 1.0, 0.0, 1.0]
+    predictions = [[0.8, 0.2], [0.1, 0.3], [0.5, 0.5], [0.6, 0.9]]
+    distribution = [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
+    actions = [0.0, 1.0, 1.0, 1.0]  # as JSON gives them back: floats that name columns
+    dm = offpolicy.direct_method(predictions, distribution, resamples=100)
+    assert (dm.estimate, dm.ess, dm.clipped_count, dm.seed) == (pytest.approx((0.8 + 0.3 + 0.5 + 0.9) / 4), 4.0, 0, 0)
+    dr = offpolicy.doubly_robust(rewards, propensities, targets, predictions, distribution, actions, resamples=100,
+                                 max_weight=20.0)
+    weights = [2.0, 20.0, 0.0, 4.0]  # 1/0.04 = 25 is capped at 20
+    logged = [0.8, 0.3, 0.5, 0.9]
+    model = [0.8, 0.3, 0.5, 0.9]
+    expected = sum(m + w * (r - p) for m, w, r, p in zip(model, weights, rewards, logged)) / 4
+    assert dr.estimate == pytest.approx(expected) and dr.clipped_count == 1 and dr.seed == 0
+    assert dr.ess == pytest.approx(offpolicy.effective_sample_size(weights))
+    assert offpolicy.doubly_robust(rewards, propensities, targets, predictions, distribution, actions,
+                                   resamples=100).clipped_count == 0, "the default cap of 50 is above 1/0.04"
+
+
+@pytest.mark.parametrize("shorten", ["rewards", "propensities", "predictions", "actions"])
+def test_doubly_robust_refuses_arrays_of_different_lengths(shorten):
+    from memabra.evaluation import offpolicy
+
+    arrays = {"rewards": [1.0, 0.0, 0.5], "propensities": [0.5, 0.5, 0.5], "targets": [1.0, 0.0, 1.0],
+              "predictions": [[0.8, 0.2], [0.1, 0.3], [0.5, 0.5]],
+              "distribution": [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], "actions": [0, 1, 1]}
+    arrays[shorten] = arrays[shorten][:2]
+    if shorten == "propensities":
+        arrays["targets"] = arrays["targets"][:2]
+    if shorten == "predictions":
+        arrays["distribution"] = arrays["distribution"][:2]
+    with pytest.raises(ValueError):
+        offpolicy.doubly_robust(arrays["rewards"], arrays["propensities"], arrays["targets"], arrays["predictions"],
+                                arrays["distribution"], arrays["actions"], resamples=10)
