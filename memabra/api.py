@@ -32,7 +32,7 @@ def resolve_settings(settings: Settings | None = None, **overrides: Any) -> Sett
     try:
         if settings is None:
             return load_settings(**given)
-        return Settings(**{**settings.model_dump(), **given})
+        return Settings(**{**settings.model_dump(exclude_unset=True), **given})
     except ValidationError as exc:
         raise setting_error(exc) from None
 

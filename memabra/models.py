@@ -302,15 +302,14 @@ class GatePolicy(Document):
     sequence (betting), which keeps its coverage where rare rewards carry large importance weights."""
     gate_profile: GateProfile = Field("lenient", json_schema_extra={"flag": "--gates", "metavar": "PROFILE"})
     """lenient (alpha exploration: point estimates) or production (decide on the reward gain's interval lower
-    bound, at least min_effective_sample_size effective samples, expected values where known); a gate set to
-    anything but its default still overrides the profile."""
+    bound, at least min_effective_sample_size effective samples, expected values where known); a gate set
+    explicitly still overrides the profile."""
 
     def effective(self) -> "GatePolicy":
-        """The gates as applied: the profile's values for every gate still at its default."""
+        """The gates as applied: the profile's value for every gate not set explicitly."""
         profile = GATE_PROFILES.get(self.gate_profile, {})
-        defaults = {name: type(self).model_fields[name].get_default() for name in profile}
         updates = {name: value for name, value in profile.items()
-                   if getattr(self, name) == defaults[name] != value}
+                   if name not in self.model_fields_set and getattr(self, name) != value}
         return self.model_copy(update=updates) if updates else self
 
 

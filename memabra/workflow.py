@@ -217,7 +217,9 @@ class _Cycle:
         on that traffic, never a router's own scores) and the reward-delta figures the gates read."""
         gates = self.settings.gates.effective()
         level, seed, method = gates.confidence_level, self.settings.seed, gates.interval
-        self.emit("evaluate", 0, 1, f"off-policy estimates on {len(held_out)} held-out trajectories")
+        total = baseline_eval.task_count + challenger_eval.task_count if baseline_eval and challenger_eval else 1
+        if baseline_eval is None:
+            self.emit("evaluate", 0, total, f"off-policy estimates on {len(held_out)} held-out trajectories")
         self.off_policy = compare_routers(held_out, baseline, challenger,
                                           reward_model=CrossFittedRewardModel(held_out, seed=seed),
                                           level=level, seed=seed, interval=method)
@@ -236,7 +238,8 @@ class _Cycle:
             **figures, doubly_robust_delta=dr_interval, source=self.request.evidence,
             effective_sample_size=doubly_robust.challenger.ess if doubly_robust else 0.0,
             unavailable_reason=unavailable)
-        self.emit("evaluate", 1, 1, f"off-policy estimates on {self.off_policy.used_count} held-out trajectories")
+        self.emit("evaluate", total, total,
+                  f"off-policy estimates on {self.off_policy.used_count} held-out trajectories")
 
     def offpolicy_evaluations(self) -> tuple[Evaluation, Evaluation]:
         """Both routers' metrics estimated on the held-out traffic (zeros when nothing could be estimated)."""

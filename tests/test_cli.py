@@ -47,7 +47,7 @@ def test_demo_trajectories_then_cycle_promotes(cli, tmp_path):
     assert cycle["new_trajectory_count"] == 600
     assert set(cycle["policy"]) == {"min_reward_delta", "max_error_rate_increase", "max_latency_increase_ms",
                                     "required_task_count", "reward_delta_bound", "min_effective_sample_size",
-                                    "confidence_level"}
+                                    "confidence_level", "interval", "gate_profile"}
     current = json.loads((base / "router-versions" / "current.json").read_text())
     assert current["version_id"] == cycle["challenger_version_id"]
     assert current["promotion_source"] == "cycle" and current["benchmark_summary"]["task_count"] == 160
@@ -106,7 +106,7 @@ def test_rejected_challenger_leaves_current_unchanged(cli, seeded_store):
     assert cycle["policy"] == {"min_reward_delta": 0.9, "max_error_rate_increase": 0.0,
                                "max_latency_increase_ms": 1.0, "required_task_count": 1000,
                                "reward_delta_bound": "off", "min_effective_sample_size": 0.0,
-                               "confidence_level": 0.95}
+                               "confidence_level": 0.95, "interval": "bootstrap", "gate_profile": "lenient"}
     assert any(reason.startswith("reward_delta") and "min_reward_delta 0.9" in reason for reason in cycle["reasons"])
     assert any(reason.startswith("task_count 160") for reason in cycle["reasons"])
     assert not (seeded_store / "router-versions" / "current.json").exists()
