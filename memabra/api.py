@@ -16,6 +16,7 @@ from memabra.demo.world import DemoWorld
 from memabra.errors import BadInputError, SettingError
 from memabra.evaluation.benchmark import BenchmarkSuite, load_benchmark_suite
 from memabra.evaluation.evaluator import Executor
+from memabra.evaluation.evidence import store_evidence
 from memabra.evaluation.plugins import load_executor
 from memabra.results import CycleResult
 from memabra.settings import Settings, load_settings
@@ -31,7 +32,7 @@ def resolve_settings(settings: Settings | None = None, **overrides: Any) -> Sett
     try:
         if settings is None:
             return load_settings(**given)
-        return Settings(**{**settings.model_dump(), **given})
+        return Settings(**{**settings.model_dump(exclude_unset=True), **given})
     except ValidationError as exc:
         raise setting_error(exc) from None
 
@@ -62,6 +63,9 @@ def run_online_learning_workflow(
     holdout_share: float | None = None,
     benchmark_concurrency: int | None = None,
     benchmark_timeout: float | None = None,
+    evidence: str | None = None,
+    interval: str | None = None,
+    gate_profile: str | None = None,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
     suite: BenchmarkSuite | None = None,
@@ -76,7 +80,7 @@ def run_online_learning_workflow(
         required_task_count=required_task_count, reward_delta_bound=reward_delta_bound,
         min_effective_sample_size=min_effective_sample_size, confidence_level=confidence_level,
         holdout_share=holdout_share, benchmark_concurrency=benchmark_concurrency,
-        benchmark_timeout=benchmark_timeout)
+        benchmark_timeout=benchmark_timeout, evidence=evidence, interval=interval, gate_profile=gate_profile)
     store = Store(settings.base_dir)
     request = cycle_request(store, settings, suite=suite, executor=executor, dry_run=dry_run,
                             baseline_version=baseline_version, seen_trajectory_store=seen_trajectory_store,
@@ -88,10 +92,14 @@ def cycle_request(store: Store, settings: Settings, *, suite: BenchmarkSuite | N
                   executor: Executor | None = None, dry_run: bool = False, baseline_version: str | None = None,
                   seen_trajectory_store: str | Path | None = None, case_index: str | Path | None = None,
                   rebuild_case_index: bool = False) -> CycleRequest:
-    """A cycle's request, checked before the cycle starts: ids and paths are usable, and the benchmark is the given
-    suite or else the demo world's."""
-    if suite is None:
-        suite, executor = benchmark_of(settings, executor)
+    """A cycle's request, checked before the cycle starts: ids and paths are usable, and the evidence is resolved
+    (`evidence` auto: benchmark with an executor or a given suite, demo for a store of demo trajectories, else
+    offpolicy)."""
+    evidence = resolve_evidence(store, settings, suite=suite, executor=executor)
+    if evidence == "offpolicy":
+        suite, executor = None, None
+    elif suite is None:
+        suite, executor = benchmark_of(settings, executor, evidence=evidence)
     if baseline_version is not None:
         validate_timestamp_id(baseline_version, "baseline version id")
         store.versions.get_version(baseline_version)
@@ -102,11 +110,37 @@ def cycle_request(store: Store, settings: Settings, *, suite: BenchmarkSuite | N
             raise BadInputError(f"{path} is a folder; give the path of a .json file")
     return CycleRequest(suite=suite, executor=executor,
                         dry_run=dry_run, baseline_version=baseline_version, seen_path=seen_path,
-                        case_index_path=case_index_path, rebuild_case_index=rebuild_case_index)
+                        case_index_path=case_index_path, rebuild_case_index=rebuild_case_index, evidence=evidence)
 
 
-def benchmark_of(settings: Settings, executor: Executor | None = None) -> tuple[BenchmarkSuite, Executor | None]:
-    """The benchmark the settings name (`benchmark_suite` through `executor`), else the demo world's suite."""
+def resolve_evidence(store: Store | None, settings: Settings, *, suite: BenchmarkSuite | None = None,
+                     executor: Executor | None = None) -> str:
+    """The evidence a cycle decides on: the `evidence` setting, with auto resolved (a store of agent trajectories
+    never decides on the demo world silently)."""
+    chosen = settings.evidence
+    has_executor = executor is not None or settings.executor is not None
+    if settings.benchmark_suite is not None and not has_executor and chosen != "offpolicy":
+        raise SettingError("benchmark_suite", "{setting:benchmark_suite} needs {setting:executor}: the demo world "
+                                              "runs only its own tasks")
+    if chosen == "benchmark" and not has_executor and suite is None:
+        raise SettingError("evidence", "{setting:evidence} benchmark needs {setting:executor} (your agent runs the "
+                                       "suite); without one use offpolicy")
+    if chosen != "auto":
+        return chosen
+    if has_executor or suite is not None:
+        return "benchmark"
+    return store_evidence(store.trajectories) if store is not None else "demo"
+
+
+def benchmark_of(settings: Settings, executor: Executor | None = None, *, evidence: str | None = None,
+                 store: Store | None = None) -> tuple[BenchmarkSuite | None, Executor | None]:
+    """The benchmark the evidence runs: the demo world's suite for demo, the settings' `benchmark_suite` through
+    `executor` for benchmark, none (None, None) for offpolicy; `evidence` defaults to the resolved setting."""
+    evidence = evidence or resolve_evidence(store, settings, executor=executor)
+    if evidence == "offpolicy":
+        return None, None
+    if evidence == "demo":
+        return DemoWorld(settings.seed).benchmark_suite(), None
     if settings.benchmark_suite is not None and settings.executor is None and executor is None:
         raise SettingError("benchmark_suite", "{setting:benchmark_suite} needs {setting:executor}: the demo world "
                                               "runs only its own tasks")

@@ -59,8 +59,11 @@ class CommandLineParser(argparse.ArgumentParser):
 
 
 def flag_of(setting: str) -> str:
-    """The command-line flag of a setting (`holdout_share` -> `--holdout-share`)."""
-    return "--" + setting.replace("_", "-")
+    """The command-line flag of a setting (`holdout_share` -> `--holdout-share`), or the flag its field names in
+    `json_schema_extra` (`gate_profile` -> `--gates`)."""
+    info = setting_fields().get(setting)
+    extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
+    return extra.get("flag") or "--" + setting.replace("_", "-")
 
 
 def _version_id(value: str) -> str:

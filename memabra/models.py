@@ -168,7 +168,12 @@ class BenchmarkMetrics(Document):
     task_count: int
 
 
-RewardDeltaSource = Literal["off", "benchmark", "doubly_robust"]
+RewardDeltaSource = Literal["off", "benchmark", "doubly_robust", "evidence"]
+EvidenceSource = Literal["benchmark", "offpolicy", "demo"]
+"""What a cycle's gates decide on: the user's suite through the user's executor, held-out logged traffic
+estimated off-policy, or the demo world."""
+IntervalMethod = Literal["bootstrap", "confidence_sequence"]
+GateProfile = Literal["lenient", "production"]
 
 
 class DeltaInterval(Document):
@@ -191,6 +196,15 @@ class UncertaintyEvidence(Document):
     """Effective sample size of the challenger's importance weights on held-out traffic (0 when none)."""
     unavailable_reason: str = "no off-policy estimate was made"
     """Why there is no doubly-robust interval, when there is none."""
+    source: EvidenceSource = "benchmark"
+    """The evidence the gates decide on."""
+    reward_delta: float | None = None
+    """The reward gain the reward_delta gate reads: exact from expected values where the suite knows them, else
+    the paired mean difference (benchmark) or the doubly-robust difference (offpolicy); None: the sampled means'."""
+    reward_delta_basis: str = "sampled"
+    """How reward_delta was measured: expected (exact), sampled, or doubly_robust."""
+    sampled_reward_delta: float | None = None
+    """The benchmark's sampled reward gain, reported beside an exact one."""
 
 
 class OffPolicyEstimate(Document):
@@ -234,6 +248,14 @@ class OffPolicySection(Document):
     logging_check: LoggingCheck | None = None
     propensities_suspect: bool = False
     warnings: list[str] = Field(default_factory=list)
+    interval_limits: dict[str, str] = Field(default_factory=dict)
+    """Estimators whose intervals cannot express a bias, and why; no gate reads them."""
+    error_rate: EstimatorComparison | None = None
+    """Both routers' error rates on the traffic (SNIPS) and their paired difference."""
+    latency_ms: EstimatorComparison | None = None
+    """Both routers' mean latencies on the traffic (SNIPS) and their paired difference."""
+    dr_delta_sequence: OffPolicyEstimate | None = None
+    """The doubly-robust reward gain with an anytime-valid (betting) interval, when the gates ask for one."""
 
 
 class BenchmarkSection(Document):
@@ -249,6 +271,10 @@ class BenchmarkSection(Document):
     baseline_family_rewards: dict[str, float] = Field(default_factory=dict)
     challenger_family_rewards: dict[str, float] = Field(default_factory=dict)
     reward_delta_interval: DeltaInterval | None = None
+    sampled_reward_delta: float | None = None
+    """The challenger's sampled reward gain on the suite (beside the exact one from expected values)."""
+    expected_reward_delta: float | None = None
+    """The challenger's exact reward gain from the suite's expected rewards, when it gives every one."""
 
 
 class GatePolicy(Document):
@@ -271,6 +297,28 @@ class GatePolicy(Document):
     """When above 0, held-out traffic must support the challenger's estimate with this many effective samples."""
     confidence_level: float = Field(0.95, gt=0.0, lt=1.0)
     """Level of every interval a cycle reports and the reward_delta_bound gate reads."""
+    interval: IntervalMethod = "bootstrap"
+    """How the reward-delta interval the gates read is made: a paired bootstrap, or an anytime-valid confidence
+    sequence (betting), which keeps its coverage where rare rewards carry large importance weights."""
+    gate_profile: GateProfile = Field("lenient", json_schema_extra={"flag": "--gates", "metavar": "PROFILE"})
+    """lenient (alpha exploration: point estimates) or production (decide on the reward gain's interval lower
+    bound, at least min_effective_sample_size effective samples, expected values where known); a gate set
+    explicitly still overrides the profile."""
+
+    def effective(self) -> "GatePolicy":
+        """The gates as applied: the profile's value for every gate not set explicitly."""
+        profile = GATE_PROFILES.get(self.gate_profile, {})
+        updates = {name: value for name, value in profile.items()
+                   if name not in self.model_fields_set and getattr(self, name) != value}
+        return self.model_copy(update=updates) if updates else self
+
+
+GATE_PROFILES: dict[str, dict[str, Any]] = {
+    "lenient": {},
+    "production": {"min_reward_delta": 0.001, "reward_delta_bound": "evidence", "min_effective_sample_size": 30.0,
+                   "required_task_count": 100, "max_error_rate_increase": 0.02},
+}
+"""Each profile's gate values; a gate not named keeps its default."""
 
 
 class GateResult(Document):
@@ -390,6 +438,13 @@ class TrainingReport(Document):
     """What the benchmark ran: suite name, oracle value, per-family rewards, decision changes."""
     off_policy: OffPolicySection | None = None
     """Both routers' estimated values on held-out logged traffic (see memabra.evaluation.counterfactual)."""
+    evidence: EvidenceSource | None = None
+    """What the gates decided on: benchmark (your suite and executor), offpolicy (held-out logged traffic) or demo."""
+    reward_delta_basis: str | None = None
+    """How reward_delta was measured: expected (exact, from the suite's expected rewards), sampled, or
+    doubly_robust (offpolicy)."""
+    reward_delta_sampled: float | None = None
+    """The benchmark's sampled reward gain, beside an exact reward_delta."""
 
     @field_validator("benchmark", mode="before")
     @classmethod

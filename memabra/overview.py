@@ -9,7 +9,9 @@ from typing import Any
 
 from memabra.errors import CorruptDocumentError, MemabraError
 from memabra.evaluation.benchmark import BenchmarkSuite
+from memabra.evaluation.counterfactual import recent_value
 from memabra.evaluation.evaluator import Evaluator, Executor
+from memabra.evaluation.evidence import newest_logged
 from memabra.learning.routers import HeuristicRouter
 from memabra.learning.versions import load_version_router
 from memabra.models import GateResult, OffPolicySection
@@ -152,14 +154,18 @@ def store_fingerprint(store: Store | Path) -> tuple:
     return tuple(fingerprint)
 
 
-def version_diff(store: Store | Path, version_id: str, suite: BenchmarkSuite,
+def version_diff(store: Store | Path, version_id: str, suite: BenchmarkSuite | None,
                  executor: Executor | None = None) -> dict[str, Any]:
     """How a version routes the given benchmark differently from the version it replaced (its parent, else the
-    built-in heuristic): share of decisions that change, and reward by task family before and after."""
+    built-in heuristic): share of decisions that change, and reward by task family before and after. With no suite
+    (offpolicy evidence) both are estimated on the newest logged traffic instead."""
     versions = Store.of(store).versions
     version = versions.get_version(version_id)
     previous_id = version.parent_version_id
     previous = load_version_router(versions, previous_id) if previous_id else HeuristicRouter()
+    if suite is None:
+        return traffic_version_diff(Store.of(store), version_id, previous_id, previous,
+                                    load_version_router(versions, version_id))
     evaluator = Evaluator(executor)
     before = evaluator.evaluate(previous, suite)
     after = evaluator.evaluate(load_version_router(versions, version_id), suite)
@@ -179,6 +185,35 @@ def version_diff(store: Store | Path, version_id: str, suite: BenchmarkSuite,
         "avg_reward_after": after.avg_reward,
         "families": families,
     }
+
+
+DIFF_TRAFFIC = 2_000
+"""How many of the newest logged trajectories an offpolicy version diff estimates both versions on."""
+
+
+def traffic_version_diff(store: Store, version_id: str, previous_id: str | None, previous, router) -> dict[str, Any]:
+    """Both versions' SNIPS values on the newest logged traffic, overall and by task family."""
+    traffic = newest_logged(store.trajectories, DIFF_TRAFFIC)
+    changed = sum(1 for t in traffic if previous.route(t.task, t.candidates).chosen_candidate_id
+                  != router.route(t.task, t.candidates).chosen_candidate_id)
+    by_family: dict[str, list] = {}
+    for trajectory in traffic:
+        by_family.setdefault(str(trajectory.task.metadata.get("family", "all")), []).append(trajectory)
+
+    def value(trajectories, chosen_router) -> float | None:
+        found = recent_value(trajectories, chosen_router)
+        return found.estimate if found else None
+
+    families = []
+    for family, trajectories in sorted(by_family.items()):
+        before, after = value(trajectories, previous), value(trajectories, router)
+        if before is not None and after is not None:
+            families.append({"family": family, "before": before, "after": after, "change": after - before})
+    return {"version_id": version_id, "compared_with": previous_id, "evidence": "offpolicy",
+            "suite": f"newest {len(traffic):,} logged trajectories, SNIPS", "task_count": len(traffic),
+            "decision_change_share": changed / len(traffic) if traffic else 0.0,
+            "avg_reward_before": value(traffic, previous), "avg_reward_after": value(traffic, router),
+            "families": families}
 
 
 def metric_rows(baseline: dict[str, Any], challenger: dict[str, Any]) -> list[tuple[str, float, float, float]]:

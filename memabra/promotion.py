@@ -36,9 +36,14 @@ class CycleOutcome:
     baseline_eval: Evaluation
     challenger_eval: Evaluation
     decision: PromotionDecision
-    benchmark: BenchmarkSection
+    benchmark: BenchmarkSection | None
     off_policy: OffPolicySection | None
     started_at: datetime
+    evidence: str | None = None
+    reward_delta: float | None = None
+    """The reward gain the gates read (exact where known); None: the sampled means' difference."""
+    reward_delta_basis: str | None = None
+    reward_delta_sampled: float | None = None
 
 
 def save_cycle(store: Store, policy: GatePolicy, dry_run: bool, outcome: CycleOutcome, seen: SeenTrajectoryStore,
@@ -64,7 +69,10 @@ def save_cycle(store: Store, policy: GatePolicy, dry_run: bool, outcome: CycleOu
         new_trajectory_count=len(outcome.index.unseen_ids), training_trajectory_count=outcome.training_count,
         invalid_trajectory_count=len(outcome.index.invalid),
         baseline=baseline_eval.metrics, challenger=challenger_eval.metrics,
-        reward_delta=challenger_eval.avg_reward - baseline_eval.avg_reward,
+        reward_delta=(outcome.reward_delta if outcome.reward_delta is not None
+                      else challenger_eval.avg_reward - baseline_eval.avg_reward),
+        evidence=outcome.evidence, reward_delta_basis=outcome.reward_delta_basis,
+        reward_delta_sampled=outcome.reward_delta_sampled,
         error_rate_delta=challenger_eval.error_rate - baseline_eval.error_rate,
         latency_delta_ms=challenger_eval.avg_latency_ms - baseline_eval.avg_latency_ms,
         policy=policy, gates=decision.gates, reasons=decision.reasons,
@@ -80,6 +88,7 @@ def save_cycle(store: Store, policy: GatePolicy, dry_run: bool, outcome: CycleOu
     index = outcome.index
     seen.add(index.unseen_ids, sealed_segments=index.sealed_training_ids(), current=outcome.seen_document)
     emit("save", 4, SAVE_STEPS, "storing benchmark trajectories")
-    with TrajectoryWriter(store.base_dir) as writer:
-        writer.append_many(baseline_eval.trajectories + challenger_eval.trajectories)
+    if baseline_eval.trajectories or challenger_eval.trajectories:
+        with TrajectoryWriter(store.base_dir) as writer:
+            writer.append_many(baseline_eval.trajectories + challenger_eval.trajectories)
     return report

@@ -14,6 +14,7 @@ from memabra.models import (
     BenchmarkMetrics,
     BenchmarkSection,
     CurrentRouter,
+    EvidenceSource,
     GatePolicy,
     GateResult,
     OffPolicySection,
@@ -76,6 +77,10 @@ class CycleResult(Result):
     reasons: list[str] = Field(default_factory=list)
     benchmark: BenchmarkSection | None = None
     off_policy: OffPolicySection | None = None
+    evidence: EvidenceSource | None = None
+    """What the gates decided on: benchmark, offpolicy or demo."""
+    reward_delta_basis: str | None = None
+    reward_delta_sampled: float | None = None
     baseline_router: Literal["heuristic", "version"] | None = None
     """What the challenger was compared with: the built-in heuristic or a saved version."""
     case_index: CaseIndexSummary | None = None

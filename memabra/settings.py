@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     """Share of the newest unseen trajectories a cycle holds out of training to estimate both routers on,
     off-policy (0 turns it off)."""
 
+    evidence: Literal["auto", "benchmark", "offpolicy", "demo"] = Field("auto", json_schema_extra=_group("cycle"))
+    """What the gates decide on: benchmark (your suite through your executor), offpolicy (the held-out logged
+    traffic, no executor), demo (the demo world), or auto: benchmark with an executor, demo for a store of demo
+    trajectories, else offpolicy."""
+
     gates: PromotionPolicy = Field(default_factory=PromotionPolicy)
     """The promotion gates; each is also a setting of its own name (`min_reward_delta`, ...)."""
 

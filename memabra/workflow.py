@@ -15,13 +15,22 @@ from memabra.errors import CycleCancelled
 from memabra.evaluation.benchmark import BenchmarkSuite
 from memabra.evaluation.counterfactual import compare_routers
 from memabra.evaluation.evaluator import Evaluation, Evaluator, Executor
-from memabra.evaluation.offpolicy import mean_interval
-from memabra.learning.dataset import DatasetBuilder, TrainingStats, dataset_builder
+from memabra.evaluation.evidence import benchmark_reward_delta, doubly_robust_interval, offpolicy_metrics
+from memabra.evaluation.reward_model import CrossFittedRewardModel
+from memabra.learning.dataset import TrainingStats, dataset_builder
 from memabra.learning.routers import HeuristicRouter, ScoringRouter
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.train import train_router
 from memabra.learning.versions import load_version_router
-from memabra.models import BenchmarkSection, DeltaInterval, OffPolicySection, Trajectory, UncertaintyEvidence, utc_now
+from memabra.models import (
+    BenchmarkMetrics,
+    BenchmarkSection,
+    EvidenceSource,
+    OffPolicySection,
+    Trajectory,
+    UncertaintyEvidence,
+    utc_now,
+)
 from memabra.promotion import CycleOutcome, save_cycle
 from memabra.results import CaseIndexSummary, CycleResult
 from memabra.runtime.case_index import CaseIndex
@@ -53,8 +62,8 @@ Clock = Callable[[], datetime]
 class CycleRequest:
     """What one cycle is asked to do, beside the settings: the front end fills it from its flags or keys."""
 
-    suite: BenchmarkSuite
-    """The benchmark both routers run (with its executor, or `executor` below)."""
+    suite: BenchmarkSuite | None = None
+    """The benchmark both routers run (with its executor, or `executor` below); None with offpolicy evidence."""
     executor: Executor | None = None
     dry_run: bool = False
     baseline_version: str | None = None
@@ -62,6 +71,8 @@ class CycleRequest:
     case_index_path: Path | None = None
     rebuild_case_index: bool = False
     """Whether the case index was rebuilt before this cycle (reported as rebuilt)."""
+    evidence: EvidenceSource = "benchmark"
+    """What the gates decide on: benchmark or demo (the suite above) or offpolicy (held-out traffic, no suite)."""
 
 
 class _Cycle:
@@ -106,8 +117,14 @@ class _Cycle:
         baseline, baseline_id = self.baseline_router()
         baseline_eval, challenger_eval = self.evaluate(baseline, challenger)
         self.estimate_uncertainty(held_out, baseline, challenger, baseline_eval, challenger_eval)
+        if self.request.suite is None:
+            baseline_eval, challenger_eval = self.offpolicy_evaluations()
 
-        decision = self.settings.gates.evaluate(baseline_eval.metrics, challenger_eval.metrics, self.evidence)
+        policy = self.settings.gates.effective()
+        decision = policy.evaluate(baseline_eval.metrics, challenger_eval.metrics, self.evidence)
+        if self.request.suite is None and offpolicy_metrics(self.off_policy) is None:
+            decision.accepted = False
+            decision.reasons.insert(0, f"nothing could be estimated off-policy: {self.evidence.unavailable_reason}")
         verdict = "accepted" if decision.accepted else "rejected: " + "; ".join(decision.reasons)
         self.emit("gate", 1, 1, verdict)
         self.check_cancel("gate")
@@ -115,10 +132,12 @@ class _Cycle:
             index=index, seen_document=seen_document, training_count=stats.count, challenger=challenger,
             baseline_id=baseline_id, baseline_eval=baseline_eval, challenger_eval=challenger_eval, decision=decision,
             benchmark=benchmark_section(self.request.suite, baseline_eval, challenger_eval,
-                                        "heuristic" if baseline_id is None else "version", self.evidence),
-            off_policy=self.off_policy, started_at=self.started_at)
-        report = save_cycle(self.store, self.settings.gates, self.request.dry_run, outcome, self.seen, self.emit,
-                            self.clock)
+                                        "heuristic" if baseline_id is None else "version", self.evidence)
+            if self.request.suite is not None else None,
+            off_policy=self.off_policy, started_at=self.started_at, evidence=self.request.evidence,
+            reward_delta=self.evidence.reward_delta, reward_delta_basis=self.evidence.reward_delta_basis,
+            reward_delta_sampled=self.evidence.sampled_reward_delta)
+        report = save_cycle(self.store, policy, self.request.dry_run, outcome, self.seen, self.emit, self.clock)
         case_summary = self.case_index_summary(case_index)
         if not self.request.dry_run and self.request.case_index_path is not None:
             rebuilt = CaseIndex.rebuild(self.store.trajectories, self.request.case_index_path)
@@ -177,8 +196,12 @@ class _Cycle:
             return HeuristicRouter(), None
         return load_version_router(versions, current.version_id), current.version_id
 
-    def evaluate(self, baseline: ScoringRouter, challenger: ScoringRouter) -> tuple[Evaluation, Evaluation]:
+    def evaluate(self, baseline: ScoringRouter,
+                 challenger: ScoringRouter) -> tuple[Evaluation | None, Evaluation | None]:
+        """Both routers over the suite through the executor; (None, None) when the evidence is offpolicy."""
         suite = self.request.suite
+        if suite is None:
+            return None, None
         evaluator = Evaluator(self.request.executor, concurrency=self.settings.benchmark_concurrency,
                               timeout=self.settings.benchmark_timeout)
         total = 2 * len(suite.tasks)
@@ -192,29 +215,42 @@ class _Cycle:
         return baseline_eval, challenger_eval
 
     def estimate_uncertainty(self, held_out: list[Trajectory], baseline, challenger,
-                             baseline_eval: Evaluation, challenger_eval: Evaluation) -> None:
-        """Both routers' off-policy values on the held-out trajectories and the reward-delta intervals."""
-        level, seed = self.settings.gates.confidence_level, self.settings.seed
-        self.off_policy = compare_routers(held_out, baseline, challenger, reward_model=challenger,
-                                          level=level, seed=seed)
+                             baseline_eval: Evaluation | None, challenger_eval: Evaluation | None) -> None:
+        """Both routers' off-policy values on the held-out trajectories (DM and DR with a reward model cross-fitted
+        on that traffic, never a router's own scores) and the reward-delta figures the gates read."""
+        gates = self.settings.gates.effective()
+        level, seed, method = gates.confidence_level, self.settings.seed, gates.interval
+        total = baseline_eval.task_count + challenger_eval.task_count if baseline_eval and challenger_eval else 1
+        if baseline_eval is None:
+            self.emit("evaluate", 0, total, f"off-policy estimates on {len(held_out)} held-out trajectories")
+        self.off_policy = compare_routers(held_out, baseline, challenger,
+                                          reward_model=CrossFittedRewardModel(held_out, seed=seed),
+                                          level=level, seed=seed, interval=method)
         doubly_robust = self.off_policy.estimators.get("dr")
-        used = self.off_policy.used_count
         if not held_out:
             unavailable = "no trajectories were held out (holdout_share is 0 or too few are new)"
         else:
             unavailable = f"none of the {len(held_out)} held-out trajectories records a propensity"
+        dr_interval = doubly_robust_interval(self.off_policy, method)
+        figures = (benchmark_reward_delta(self.request.suite, baseline_eval, challenger_eval, level=level,
+                                          seed=seed, method=method)
+                   if self.request.suite is not None else
+                   {"benchmark_delta": None, "reward_delta": doubly_robust.delta.estimate if doubly_robust else None,
+                    "reward_delta_basis": "doubly_robust", "sampled_reward_delta": None})
         self.evidence = UncertaintyEvidence(
-            benchmark_delta=benchmark_delta_interval(baseline_eval, challenger_eval, level, seed),
-            doubly_robust_delta=DeltaInterval(
-                estimate=doubly_robust.delta.estimate, low=doubly_robust.delta.low,
-                high=doubly_robust.delta.high, level=level,
-                source=f"doubly robust on {used} held-out trajectories") if doubly_robust else None,
+            **figures, doubly_robust_delta=dr_interval, source=self.request.evidence,
             effective_sample_size=doubly_robust.challenger.ess if doubly_robust else 0.0,
-            unavailable_reason=unavailable,
-        )
-        if held_out:
-            total = baseline_eval.task_count + challenger_eval.task_count
-            self.emit("evaluate", total, total, f"off-policy estimates on {used} held-out trajectories")
+            unavailable_reason=unavailable)
+        self.emit("evaluate", total, total,
+                  f"off-policy estimates on {self.off_policy.used_count} held-out trajectories")
+
+    def offpolicy_evaluations(self) -> tuple[Evaluation, Evaluation]:
+        """Both routers' metrics estimated on the held-out traffic (zeros when nothing could be estimated)."""
+        metrics = offpolicy_metrics(self.off_policy)
+        if metrics is None:
+            empty = BenchmarkMetrics(avg_reward=0.0, error_rate=0.0, avg_latency_ms=0.0, task_count=0)
+            metrics = (empty, empty)
+        return Evaluation(metrics=metrics[0]), Evaluation(metrics=metrics[1])
 
     def case_index_summary(self, case_index: CaseIndex | None) -> CaseIndexSummary | None:
         if self.request.case_index_path is None:
@@ -237,19 +273,6 @@ class _Cycle:
             case_index=self.case_index_summary(case_index))
 
 
-def benchmark_delta_interval(baseline: Evaluation, challenger: Evaluation, level: float,
-                             seed: int) -> DeltaInterval | None:
-    """The challenger's reward gain over the baseline with a paired bootstrap interval over benchmark tasks."""
-    baseline_rewards = {t.task.task_id: t.outcome.reward for t in baseline.trajectories}
-    differences = [t.outcome.reward - baseline_rewards[t.task.task_id] for t in challenger.trajectories
-                   if t.task.task_id in baseline_rewards]
-    if not differences:
-        return None
-    interval = mean_interval(differences, level=level, seed=seed)
-    return DeltaInterval(estimate=interval.estimate, low=interval.low, high=interval.high, level=level,
-                         source=f"paired bootstrap over {len(differences)} benchmark tasks")
-
-
 def benchmark_section(suite: BenchmarkSuite, baseline: Evaluation, challenger: Evaluation,
                       baseline_router: str, evidence: UncertaintyEvidence | None = None) -> BenchmarkSection:
     """What the benchmark ran and how the two routers' choices differ."""
@@ -265,6 +288,10 @@ def benchmark_section(suite: BenchmarkSuite, baseline: Evaluation, challenger: E
         baseline_family_rewards=baseline.family_rewards,
         challenger_family_rewards=challenger.family_rewards,
         reward_delta_interval=evidence.benchmark_delta if evidence else None,
+        sampled_reward_delta=challenger.avg_reward - baseline.avg_reward,
+        expected_reward_delta=(challenger.expected_value - baseline.expected_value
+                               if challenger.expected_value is not None and baseline.expected_value is not None
+                               else None),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from memabra.evaluation import offpolicy
+from memabra.evaluation.confidence import BettingSequence
 from memabra.evaluation.offpolicy import DEFAULT_LEVEL, DEFAULT_MAX_WEIGHT, DEFAULT_RESAMPLES, Estimate
 from memabra.models import OffPolicySection, Trajectory
 from memabra.results import RecentValue
@@ -20,6 +21,9 @@ ESTIMATORS = ("ips", "snips", "dm", "dr")
 MEAN_WEIGHT_TOLERANCE = 0.1
 """A mean importance weight this far from 1 (and beyond MEAN_WEIGHT_STANDARD_ERRORS) marks propensities suspect."""
 MEAN_WEIGHT_STANDARD_ERRORS = 4.0
+DIFFERENCE_GRID_SIZE = 1001
+DIFFERENCE_MAX_BET = 0.9
+"""The betting sequence of paired DR differences: grid of candidate mean differences, and the largest stake."""
 
 
 @dataclass
@@ -73,6 +77,26 @@ def estimate_router(decisions: LoggedDecisions, router, reward_model=None, *, le
                     resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                     max_weight: float = DEFAULT_MAX_WEIGHT) -> tuple[dict[str, Estimate], np.ndarray]:
     """Every estimator's value of the router (DM and DR only with a reward model), and its importance weights."""
+    estimates, weights, _ = _estimate_router(decisions, router, _predictions(decisions, reward_model, router),
+                                             level=level, resamples=resamples, seed=seed, max_weight=max_weight)
+    return estimates, weights
+
+
+def _predictions(decisions: LoggedDecisions, reward_model, router) -> np.ndarray | None:
+    """The reward model's predicted reward of every candidate (a cross-fitted model's `predictions`, else the
+    given model's scores), or None without a model."""
+    if reward_model is None:
+        return None
+    width = max((len(t.candidates) for t in decisions.trajectories), default=0)
+    if hasattr(reward_model, "predictions"):
+        return reward_model.predictions(decisions.trajectories, width)
+    predictions = decisions.scores(reward_model)
+    predictions[~np.isfinite(predictions)] = 0.0
+    return predictions
+
+
+def _estimate_router(decisions: LoggedDecisions, router, predictions: np.ndarray | None, *, level: float,
+                     resamples: int, seed: int, max_weight: float) -> tuple[dict[str, Estimate], np.ndarray, dict]:
     scores = decisions.scores(router)
     distribution = greedy_distribution(scores)
     targets = decisions.target_probabilities(distribution)
@@ -82,20 +106,19 @@ def estimate_router(decisions: LoggedDecisions, router, reward_model=None, *, le
         "ips": offpolicy.ips(*args, max_weight=max_weight, **common),
         "snips": offpolicy.snips(*args, max_weight=max_weight, **common),
     }
-    if reward_model is not None:
-        predictions = scores.copy() if reward_model is router else decisions.scores(reward_model)
-        predictions[~np.isfinite(predictions)] = 0.0
+    if predictions is not None:
         estimates["dm"] = offpolicy.direct_method(predictions, distribution, **common)
         estimates["dr"] = offpolicy.doubly_robust(*args, predictions, distribution, decisions.logged_actions,
                                                   max_weight=max_weight, **common)
     weights, _ = offpolicy.importance_weights(decisions.propensities, targets, max_weight)
-    return estimates, weights
+    return estimates, weights, {"distribution": distribution, "targets": targets}
 
 
 def compare_routers(trajectories: list[Trajectory], baseline, challenger, reward_model=None, *,
                     level: float = DEFAULT_LEVEL, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                    max_weight: float = DEFAULT_MAX_WEIGHT) -> OffPolicySection:
-    """The `off_policy` section of a report: both routers' values on the trajectories and the paired deltas."""
+                    max_weight: float = DEFAULT_MAX_WEIGHT, interval: str = "bootstrap") -> OffPolicySection:
+    """The `off_policy` section of a report: both routers' values on the trajectories and the paired deltas, their
+    error rates and latencies (SNIPS), and with `interval` confidence_sequence an anytime-valid DR delta."""
     decisions = LoggedDecisions.from_trajectories(trajectories)
     report: dict[str, Any] = {
         "held_out_count": len(trajectories), "excluded_count": decisions.excluded_count,
@@ -117,10 +140,11 @@ def compare_routers(trajectories: list[Trajectory], baseline, challenger, reward
         warnings.append("no held-out trajectory records a propensity, so nothing was estimated off-policy "
                         "(log the probability of each pick)")
         return OffPolicySection.model_validate(report)
-    per_router = {}
+    per_router, arrays = {}, {}
+    predictions = _predictions(decisions, reward_model, challenger)
     for name, router in (("baseline", baseline), ("challenger", challenger)):
-        estimates, weights = estimate_router(decisions, router, reward_model, level=level, resamples=resamples,
-                                             seed=seed, max_weight=max_weight)
+        estimates, weights, arrays[name] = _estimate_router(decisions, router, predictions, level=level,
+                                                            resamples=resamples, seed=seed, max_weight=max_weight)
         per_router[name] = estimates
         report["mean_importance_weight"][name] = float(weights.mean())
         report["clipped_count"][name] = estimates["ips"].clipped_count
@@ -146,7 +170,56 @@ def compare_routers(trajectories: list[Trajectory], baseline, challenger, reward
             "baseline": base.to_dict(), "challenger": chall.to_dict(),
             "delta": offpolicy.delta(base, chall).to_dict(),
         }
+    outcomes = offpolicy_outcomes(decisions, arrays, level=level, resamples=resamples, seed=seed,
+                                  max_weight=max_weight)
+    report.update(outcomes)
+    if predictions is not None:
+        report["interval_limits"] = {"dm": (
+            "DM's interval covers only the sampling noise of the held-out traffic, not the reward model's bias, "
+            "so no gate reads it")}
+        if interval == "confidence_sequence":
+            report["dr_delta_sequence"] = dr_delta_sequence(decisions, arrays, predictions, level, max_weight)
     return OffPolicySection.model_validate(report)
+
+
+def offpolicy_outcomes(decisions: LoggedDecisions, arrays: dict, *, level: float, resamples: int, seed: int,
+                       max_weight: float) -> dict[str, Any]:
+    """Both routers' error rates and mean latencies on the logged traffic (SNIPS) with their paired deltas."""
+    errors = np.array([t.outcome.error is not None for t in decisions.trajectories], dtype=np.float64)
+    latencies = np.array([t.outcome.latency_ms for t in decisions.trajectories], dtype=np.float64)
+    found: dict[str, Any] = {}
+    for field_name, values in (("error_rate", errors), ("latency_ms", latencies)):
+        estimates = {name: offpolicy.snips(values, decisions.propensities, arrays[name]["targets"], level=level,
+                                           resamples=resamples, seed=seed, max_weight=max_weight)
+                     for name in ("baseline", "challenger")}
+        found[field_name] = {"baseline": estimates["baseline"].to_dict(),
+                             "challenger": estimates["challenger"].to_dict(),
+                             "delta": offpolicy.delta(estimates["baseline"], estimates["challenger"]).to_dict()}
+    return found
+
+
+def dr_delta_sequence(decisions: LoggedDecisions, arrays: dict, predictions: np.ndarray, level: float,
+                      max_weight: float) -> dict[str, float]:
+    """The challenger's doubly-robust gain over the baseline with an anytime-valid (betting) interval: per-decision
+    paired DR differences in units of the reward range, clipped to the weight cap."""
+    rewards = decisions.rewards
+    low, high = float(rewards.min()), float(rewards.max())
+    span = high - low if high > low else 1.0
+    scaled_rewards = (rewards - low) / span
+    scaled_predictions = (np.clip(predictions, low, high) - low) / span
+    logged = scaled_predictions[np.arange(len(decisions)), decisions.logged_actions]
+    terms = {}
+    for name in ("baseline", "challenger"):
+        distribution, targets = arrays[name]["distribution"], arrays[name]["targets"]
+        weights, _ = offpolicy.importance_weights(decisions.propensities, targets, max_weight)
+        terms[name] = (distribution * scaled_predictions).sum(axis=1) + weights * (scaled_rewards - logged)
+    differences = np.clip(terms["challenger"] - terms["baseline"], -max_weight, max_weight)
+    sequence = BettingSequence(-max_weight, max_weight, mean_low=-1.0, mean_high=1.0,
+                               grid_size=DIFFERENCE_GRID_SIZE, max_bet=DIFFERENCE_MAX_BET)
+    found = sequence.update(differences).interval(level)
+    weights, _ = offpolicy.importance_weights(decisions.propensities, arrays["challenger"]["targets"], max_weight)
+    return {"estimate": float(differences.mean()) * span, "low": found.low * span, "high": found.high * span,
+            "ess": offpolicy.effective_sample_size(weights)}
 
 
 def check_propensities(decisions: LoggedDecisions,
@@ -181,4 +254,6 @@ def recent_value(trajectories: list[Trajectory], router, *, level: float = DEFAU
 def _describe_model(reward_model, challenger) -> str | None:
     if reward_model is None:
         return None
+    if hasattr(reward_model, "describe"):
+        return reward_model.describe()
     return "challenger" if reward_model is challenger else type(reward_model).__name__

@@ -14,11 +14,16 @@ class PromotionPolicy(GatePolicy):
 
     def evaluate(self, baseline: BenchmarkMetrics, challenger: BenchmarkMetrics,
                  evidence: UncertaintyEvidence | None = None) -> PromotionDecision:
-        """Check every gate; the decision names each failing one with its value and threshold."""
+        """Check every gate of the effective policy (the profile's values for gates left at their defaults); the
+        decision names each failing one with its value and threshold."""
+        policy = self.effective()
+        if policy is not self:
+            return policy.evaluate(baseline, challenger, evidence)
         evidence = evidence or UncertaintyEvidence()
+        reward_delta = (evidence.reward_delta if evidence.reward_delta is not None
+                        else challenger.avg_reward - baseline.avg_reward)
         gates = [
-            GateResult.check("reward_delta", challenger.avg_reward - baseline.avg_reward, ">=", self.min_reward_delta,
-                             "min_reward_delta"),
+            GateResult.check("reward_delta", reward_delta, ">=", self.min_reward_delta, "min_reward_delta"),
             GateResult.check("error_rate_delta", challenger.error_rate - baseline.error_rate, "<=",
                              self.max_error_rate_increase, "max_error_rate_increase"),
             GateResult.check("latency_delta_ms", challenger.avg_latency_ms - baseline.avg_latency_ms, "<=",
@@ -45,10 +50,12 @@ class PromotionPolicy(GatePolicy):
         )
 
     def _reward_delta_bound_gate(self, evidence: UncertaintyEvidence) -> GateResult:
-        interval = evidence.benchmark_delta if self.reward_delta_bound == "benchmark" else evidence.doubly_robust_delta
+        source = self.reward_delta_bound
+        if source == "evidence":
+            source = "doubly_robust" if evidence.source == "offpolicy" else "benchmark"
+        interval = evidence.benchmark_delta if source == "benchmark" else evidence.doubly_robust_delta
         if interval is None:
-            missing = ("no benchmark interval" if self.reward_delta_bound == "benchmark"
-                       else evidence.unavailable_reason)
+            missing = "no benchmark interval" if source == "benchmark" else evidence.unavailable_reason
             return GateResult(gate="reward_delta_lower_bound", value=0.0, comparison=">=",
                               threshold=self.min_reward_delta, threshold_name="min_reward_delta", passed=False,
                               explanation=f"the challenger's reward gain could not be bounded: {missing}")

@@ -217,7 +217,7 @@ class MemabraConsole(App[int]):
 
     @on(DataTable.RowSelected, "#versions")
     def open_version(self, event: DataTable.RowSelected) -> None:
-        self.push_screen(VersionScreen(self.store, event.row_key.value, lambda: benchmark_of(self.settings)))
+        self.push_screen(VersionScreen(self.store, event.row_key.value, lambda: benchmark_of(self.settings, store=self.store)))
 
     @on(DataTable.RowSelected, "#reports")
     def open_report(self, event: DataTable.RowSelected) -> None:

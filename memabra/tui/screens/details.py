@@ -126,8 +126,10 @@ class VersionScreen(DetailScreen):
             ("trained on     ", "dim"), f"{version.get('training_trajectory_count', 0):,} trajectories", "\n",
             ("from segments  ", "dim"), shown or "none recorded")
         before = diff["compared_with"] or "heuristic"
+        where = ("On the newest logged traffic (offpolicy" if diff.get("evidence") == "offpolicy"
+                 else "On the benchmark (")
         change = Text.assemble(
-            f"On the benchmark ({diff['suite']}, {diff['task_count']} tasks) this version picks a different "
+            f"{where}{diff['suite']}, {diff['task_count']} tasks) this version picks a different "
             f"candidate than {before} for ", (f"{diff['decision_change_share']:.0%}", "bold"),
             f" of the tasks; average reward {number(diff['avg_reward_before'])} → "
             f"{number(diff['avg_reward_after'])}.")
@@ -170,7 +172,9 @@ class ReportScreen(DetailScreen):
             f"{report.baseline_version_id or 'built-in heuristic'} · challenger saved as "
             f"{report.challenger_version_id or 'nothing (not promoted)'}\n"
             f"trained on {report.training_trajectory_count:,} trajectories "
-            f"({report.new_trajectory_count:,} new, {report.invalid_trajectory_count:,} invalid)")
+            f"({report.new_trajectory_count:,} new, {report.invalid_trajectory_count:,} invalid)"
+            f"\ndecided on evidence: {report.evidence or 'benchmark'}"
+            + (f" · reward gain {report.reward_delta_basis}" if report.reward_delta_basis else ""))
         widgets: list = [Static(summary), section("Baseline against challenger"),
                          metrics_table(report.baseline.model_dump(), report.challenger.model_dump(), "baseline",
                                        "challenger"),
