@@ -31,7 +31,8 @@ def resolve_settings(settings: Settings | None = None, **overrides: Any) -> Sett
     try:
         if settings is None:
             return load_settings(**given)
-        return Settings(**{**settings.model_dump(), **given})
+        updated = Settings(**{**settings.model_dump(), **given})
+        return updated.with_origins({**settings.origins(), **{name: "flag" for name in given}})
     except ValidationError as exc:
         raise setting_error(exc) from None
 
@@ -87,7 +88,7 @@ def run_online_learning_workflow(
 def cycle_request(store: Store, settings: Settings, *, suite: BenchmarkSuite | None = None,
                   executor: Executor | None = None, dry_run: bool = False, baseline_version: str | None = None,
                   seen_trajectory_store: str | Path | None = None, case_index: str | Path | None = None,
-                  rebuild_case_index: bool = False) -> CycleRequest:
+                  rebuild_case_index: bool = False, reason: str | None = None) -> CycleRequest:
     """A cycle's request, checked before the cycle starts: ids and paths are usable, and the benchmark is the given
     suite or else the demo world's."""
     if suite is None:
@@ -102,7 +103,7 @@ def cycle_request(store: Store, settings: Settings, *, suite: BenchmarkSuite | N
             raise BadInputError(f"{path} is a folder; give the path of a .json file")
     return CycleRequest(suite=suite, executor=executor,
                         dry_run=dry_run, baseline_version=baseline_version, seen_path=seen_path,
-                        case_index_path=case_index_path, rebuild_case_index=rebuild_case_index)
+                        case_index_path=case_index_path, rebuild_case_index=rebuild_case_index, reason=reason)
 
 
 def benchmark_of(settings: Settings, executor: Executor | None = None) -> tuple[BenchmarkSuite, Executor | None]:

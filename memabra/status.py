@@ -8,16 +8,20 @@ from memabra.errors import MemabraError
 from memabra.evaluation.counterfactual import recent_value
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.versions import active_router
-from memabra.results import LatestReport, LockHolder, RecentValue, StoreStatus
+from memabra.results import EffectiveSetting, LatestReport, LockHolder, RecentValue, StoreStatus
+from memabra.settings import GATE_FIELDS, Settings, load_settings
 from memabra.storage.store import Store
 
 RECENT_TRAJECTORIES = 1000
 """How many of the newest training trajectories `recent_value` estimates the active router on."""
 
 
-def store_status(store: Store | Path, seen_trajectory_store: Path | None = None) -> StoreStatus:
-    """Always the same keys: current (or null), counts, the latest report and the lock holder (or null)."""
+def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
+                 settings: Settings | None = None) -> StoreStatus:
+    """Always the same keys: current (or null), counts, the latest report, the lock holder (or null) and every
+    effective setting with its source (the store's own settings unless given)."""
     store = Store.of(store)
+    settings = settings or load_settings(base_dir=store.base_dir)
     seen = store.seen(seen_trajectory_store).read()
     index = ArtifactIndex.scan(store, set(seen.trajectory_ids), seen_segments=seen.segments)
     report = store.reports.newest_readable()
@@ -41,7 +45,16 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None)
         latest_report=latest_report,
         lock=LockHolder(**holder) if holder else None,
         recent_value=active_router_recent_value(store, index),
+        settings=effective_settings(settings),
     )
+
+
+def effective_settings(settings: Settings) -> dict[str, EffectiveSetting]:
+    """Every setting's value (as JSON) and where it came from, in declaration order."""
+    document = settings.model_dump(mode="json")
+    return {name: EffectiveSetting(value=document["gates"][name] if name in GATE_FIELDS else document[name],
+                                   source=source)
+            for name, source in settings.origins().items()}
 
 
 def active_router_recent_value(store: Store, index: ArtifactIndex) -> RecentValue | None:

@@ -62,6 +62,8 @@ class CycleRequest:
     case_index_path: Path | None = None
     rebuild_case_index: bool = False
     """Whether the case index was rebuilt before this cycle (reported as rebuilt)."""
+    reason: str | None = None
+    """Why the operator ran it, recorded in the audit log if it promotes."""
 
 
 class _Cycle:
@@ -117,7 +119,7 @@ class _Cycle:
                                         "heuristic" if baseline_id is None else "version", self.evidence),
             off_policy=self.off_policy, started_at=self.started_at)
         report = save_cycle(self.store, self.settings.gates, self.request.dry_run, outcome, self.seen, self.emit,
-                            self.clock)
+                            self.clock, reason=self.request.reason)
         case_summary = self.case_index_summary(case_index)
         if not self.request.dry_run and self.request.case_index_path is not None:
             rebuilt = CaseIndex.rebuild(self.store.trajectories, self.request.case_index_path)
