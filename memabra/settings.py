@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from memabra.evaluation.gates import PromotionPolicy
 from memabra.models import GatePolicy
-from memabra.settings_file import FILE_NAME, flat_keys, read_settings_file
+from memabra.settings_file import FILE_NAME, REFERENCE_PATH, flat_keys, read_settings_file, settings_reference
 
 DEFAULT_BASE_DIR = Path("artifacts")
 ENV_PREFIX = "MEMABRA_"
@@ -189,3 +189,13 @@ def resolve_base_dir(base_dir: str | os.PathLike | None = None) -> Path:
     if base_dir is not None:
         return Path(base_dir)
     return Path(os.environ.get(ENV_PREFIX + "BASE_DIR") or DEFAULT_BASE_DIR)
+
+
+def settings_file_reference() -> str:
+    """The settings file's reference page (docs/settings.md), generated from the fields."""
+    return settings_reference(Settings)
+
+
+if __name__ == "__main__":
+    REFERENCE_PATH.write_text(settings_file_reference())
+    print(f"wrote {REFERENCE_PATH}")

@@ -22,6 +22,20 @@ FILE_NAME = "memabra.toml"
 NOT_IN_FILE = ("base_dir",)
 """Settings the file cannot hold: it lives in the base dir, so it cannot choose it."""
 REFERENCE_PATH = Path("docs/settings.md")
+EXAMPLE = """# <base-dir>/memabra.toml: what every cycle of this store applies, whoever starts it
+min_new_trajectories = 200
+holdout_share = 0.3
+executor = "my_agent.bench:make_executor"   # your agent runs the benchmark
+benchmark_suite = "suites/support.json"     # relative to the base dir
+
+[gates]
+min_reward_delta = 0.01
+max_error_rate_increase = 0.01
+max_latency_increase_ms = 200
+required_task_count = 100
+reward_delta_bound = "benchmark"
+"""
+"""A settings file as a team might keep it (shown in README and docs/settings.md, and checked by the tests)."""
 
 
 def plain_annotation(info: FieldInfo) -> Any:
@@ -155,7 +169,7 @@ def settings_reference(model: type[BaseModel]) -> str:
     """docs/settings.md: every key and table of the settings file with its allowed values, default and meaning,
     generated from the fields."""
     lines = ["# The store's settings file: `<base-dir>/memabra.toml`", "",
-             "<!-- Generated from memabra/settings.py by `python -m memabra.settings_file`; "
+             "<!-- Generated from memabra/settings.py by `python -m memabra.settings`; "
              "tests/test_settings_file.py fails when it drifts. -->", "",
              "Settings every front end reads once the base dir is known (the CLI, the console, "
              "`run_online_learning_workflow`, `load_active_router`). Precedence: flags > `MEMABRA_*` environment "
@@ -163,7 +177,8 @@ def settings_reference(model: type[BaseModel]) -> str:
              "An unknown key, a value of the wrong type or an impossible value stops every command with exit 2 and "
              "one line naming the file, the key and the allowed values. Relative paths are relative to the base dir. "
              "The console's gates dialog (`t`) rewrites the keys it changes and keeps everything else, comments "
-             "included; each change is recorded in the store's history.", ""]
+             "included; each change is recorded in the store's history.", "", "## Example", "", "```toml",
+             EXAMPLE.rstrip(), "```", ""]
     tables: list[tuple[str, type[BaseModel]]] = []
     rows = []
     for name, info in file_fields(model).items():
@@ -186,9 +201,3 @@ def _reference_row(name: str, info: FieldInfo) -> str:
     what = " ".join((info.description or "").split()).replace("|", "\\|")
     return f"| `{name}` | {allowed_values(info)} | {shown} | {what} |"
 
-
-if __name__ == "__main__":
-    from memabra.settings import Settings
-
-    REFERENCE_PATH.write_text(settings_reference(Settings))
-    print(f"wrote {REFERENCE_PATH}")

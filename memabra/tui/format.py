@@ -38,6 +38,23 @@ def describe_gates(settings: Settings, separator: str = " · ") -> str:
             f"Δlatency ≤ {gates.max_latency_increase_ms:g} ms · tasks ≥ {gates.required_task_count}")
 
 
+SOURCE_LABELS = {"flag": "flags", "environment": "environment", "memabra.toml": "memabra.toml", "default": "defaults"}
+
+
+def describe_sources(settings: Settings) -> Text:
+    """Every setting's effective value, grouped by where it came from (flags, environment, memabra.toml, defaults)."""
+    grouped: dict[str, list[str]] = {}
+    for name, origin in settings.origins().items():
+        if name != "base_dir":
+            grouped.setdefault(origin, []).append(f"{name} {settings.value(name)}")
+    text = Text()
+    for origin, label in SOURCE_LABELS.items():
+        if grouped.get(origin):
+            text.append(("\n" if text else "") + f"{label}: ", style="bold" if origin != "default" else "dim")
+            text.append(", ".join(grouped[origin]), style="" if origin != "default" else "dim")
+    return text
+
+
 def describe_lock(lock: LockHolder | None) -> Text:
     if not lock:
         return Text("free", style="green")
@@ -99,6 +116,7 @@ def status_text(overview: Overview, settings: Settings) -> Text:
     line("stored", stored, "yellow" if unseen >= settings.min_new_trajectories else "")
     line("lock", describe_lock(status.lock))
     line("gates", describe_gates(settings, separator="\n" + " " * 10))
+    line("settings", describe_sources(settings))
     if total == 0:
         text.append("\nNo trajectories yet. Fill the store with demo ones:\n", style="bold")
         text.append(f"  memabra --headless --base-dir {settings.base_dir} --demo-trajectories 2000\n")
