@@ -305,6 +305,7 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
     debug = "--debug" in argv
     try:
         args = build_parser(prog).parse_args(argv)
+        args.command_line = " ".join([prog, *argv])
         result = _run(args, cancel)
         _emit(result)
         return EXIT_CHECK_FAILED if args.check and not result["healthy"] else EXIT_OK

@@ -55,10 +55,11 @@ def run(args: argparse.Namespace, store: Store) -> BaseModel:
     """Do what the flags ask and return the result to print."""
     from memabra import audit, promotion
 
+    command = getattr(args, "command_line", None)
     if args.promote:
-        return promotion.promote_reviewed(store, args.promote, force=args.force, reason=args.reason)
+        return promotion.promote_reviewed(store, args.promote, force=args.force, reason=args.reason, command=command)
     if args.rollback:
-        return promotion.roll_back(store, args.rollback, reason=args.reason)
+        return promotion.roll_back(store, args.rollback, reason=args.reason, command=command)
     if args.history:
         return audit.store_history(store)
     return audit.active_version_at(store, audit.parse_moment(args.active_at))
