@@ -14,7 +14,7 @@ from memabra.storage.store import Store
 from memabra.storage.versions import RouterVersionStore
 from memabra.store_settings import save_store_settings
 from tests.conftest import ROOT, run_main
-from tests.test_console import SIZE, make_app, settle
+from tests.test_console import SIZE, make_app, settle, text_of
 
 
 def write_settings(base: Path, text: str) -> Path:
@@ -120,6 +120,7 @@ async def test_a_gate_changed_in_the_console_is_what_the_next_cron_cycle_applies
         await pilot.press("enter")
         await settle(pilot)
         assert app.settings.origins()["min_reward_delta"] == "memabra.toml"
+        assert "memabra.toml: min_reward_delta 0.9" in text_of(app, "#settings-sources")
     assert "min_reward_delta = 0.9" in (history_store / "memabra.toml").read_text()
     code, out, err = run_main("--base-dir", history_store)
     assert code == 0, err

@@ -24,7 +24,8 @@ from memabra.results import CycleResult
 from memabra.settings import Settings, reload_settings
 from memabra.storage.store import Store
 from memabra.store_settings import save_store_settings
-from memabra.tui.format import describe_gates, describe_outcome, number, percent, short_time, signed, status_text
+from memabra.tui.format import (describe_gates, describe_outcome, describe_sources, number, percent, short_time,
+                                signed, status_text)
 from memabra.tui.messages import CheckFinished, CycleFinished, CycleProgress, RolledBack, StoreLoaded
 from memabra.tui.screens.details import ReportScreen, VersionScreen
 from memabra.tui.screens.modals import (CheckScreen, ErrorScreen, HelpScreen, PolicyScreen, PromoteScreen,
@@ -126,6 +127,7 @@ class MemabraConsole(App[int]):
                     yield Static("reading the store…", id="status")
                     yield Label("", id="trend-label")
                     yield Sparkline([], id="trend")
+                    yield Static("", id="settings-sources")
                 yield StagePanel(id="cycle-panel", classes="panel -idle")
             with Vertical(id="right"):
                 with Vertical(id="versions-panel", classes="panel"):
@@ -183,6 +185,7 @@ class MemabraConsole(App[int]):
 
     def show_status(self, overview: Overview) -> None:
         self.main_screen.query_one("#status", Static).update(status_text(overview, self.settings))
+        self.main_screen.query_one("#settings-sources", Static).update(describe_sources(self.settings))
         trend = overview.reward_trend
         sparkline = self.main_screen.query_one("#trend", Sparkline)
         sparkline.data = trend

@@ -43,14 +43,14 @@ SOURCE_LABELS = {"flag": "flags", "environment": "environment", "memabra.toml": 
 
 def describe_sources(settings: Settings) -> Text:
     """Every setting's effective value, grouped by where it came from (flags, environment, memabra.toml, defaults)."""
+    text = Text("\nsettings by source", style="dim")
     grouped: dict[str, list[str]] = {}
     for name, origin in settings.origins().items():
         if name != "base_dir":
             grouped.setdefault(origin, []).append(f"{name} {settings.value(name)}")
-    text = Text()
     for origin, label in SOURCE_LABELS.items():
         if grouped.get(origin):
-            text.append(("\n" if text else "") + f"{label}: ", style="bold" if origin != "default" else "dim")
+            text.append(f"\n{label}: ", style="bold" if origin != "default" else "dim")
             text.append(", ".join(grouped[origin]), style="" if origin != "default" else "dim")
     return text
 
@@ -116,7 +116,6 @@ def status_text(overview: Overview, settings: Settings) -> Text:
     line("stored", stored, "yellow" if unseen >= settings.min_new_trajectories else "")
     line("lock", describe_lock(status.lock))
     line("gates", describe_gates(settings, separator="\n" + " " * 10))
-    line("settings", describe_sources(settings))
     if total == 0:
         text.append("\nNo trajectories yet. Fill the store with demo ones:\n", style="bold")
         text.append(f"  memabra --headless --base-dir {settings.base_dir} --demo-trajectories 2000\n")
