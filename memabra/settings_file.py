@@ -136,8 +136,8 @@ def read_settings_file(path: Path, model: type[BaseModel]) -> dict[str, Any]:
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return {}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}  # no store yet, or a base dir that is a file (refused where the base dir is checked)
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingError("base_dir", f"{path} cannot be read ({exc}); fix it or remove it") from None
     return parse_settings_text(path, text, model)

@@ -81,7 +81,7 @@ def store_files(base_dir):
             if path.name != ".lock" and path.relative_to(base_dir).parts[0] != ".cache"}
 
 
-def test_dry_run_writes_only_its_report(cli, seeded_store):
+def test_dry_run_writes_only_its_report_and_its_challenger(cli, seeded_store):
     before = store_files(seeded_store)
     result = cli("--base-dir", seeded_store, "--dry-run")
     assert result.code == 0
@@ -91,6 +91,8 @@ def test_dry_run_writes_only_its_report(cli, seeded_store):
     assert after - before == {
         (seeded_store / "training-reports").relative_to(seeded_store),
         (seeded_store / "training-reports" / f"{cycle['report_id']}.json").relative_to(seeded_store),
+        (seeded_store / "training-reports" / "challengers").relative_to(seeded_store),
+        (seeded_store / "training-reports" / "challengers" / f"{cycle['report_id']}.json").relative_to(seeded_store),
     }
     report = json.loads((seeded_store / "training-reports" / f"{cycle['report_id']}.json").read_text())
     assert report["dry_run"] is True
