@@ -32,7 +32,8 @@ def resolve_settings(settings: Settings | None = None, **overrides: Any) -> Sett
     try:
         if settings is None:
             return load_settings(**given)
-        return Settings(**{**settings.model_dump(exclude_unset=True), **given})
+        updated = Settings(**{**settings.model_dump(exclude_unset=True), **given})
+        return updated.with_origins({**settings.origins(), **{name: "flag" for name in given}})
     except ValidationError as exc:
         raise setting_error(exc) from None
 
@@ -91,7 +92,7 @@ def run_online_learning_workflow(
 def cycle_request(store: Store, settings: Settings, *, suite: BenchmarkSuite | None = None,
                   executor: Executor | None = None, dry_run: bool = False, baseline_version: str | None = None,
                   seen_trajectory_store: str | Path | None = None, case_index: str | Path | None = None,
-                  rebuild_case_index: bool = False) -> CycleRequest:
+                  rebuild_case_index: bool = False, reason: str | None = None) -> CycleRequest:
     """A cycle's request, checked before the cycle starts: ids and paths are usable, and the evidence is resolved
     (`evidence` auto: benchmark with an executor or a given suite, demo for a store of demo trajectories, else
     offpolicy)."""
@@ -110,7 +111,8 @@ def cycle_request(store: Store, settings: Settings, *, suite: BenchmarkSuite | N
             raise BadInputError(f"{path} is a folder; give the path of a .json file")
     return CycleRequest(suite=suite, executor=executor,
                         dry_run=dry_run, baseline_version=baseline_version, seen_path=seen_path,
-                        case_index_path=case_index_path, rebuild_case_index=rebuild_case_index, evidence=evidence)
+                        case_index_path=case_index_path, rebuild_case_index=rebuild_case_index, evidence=evidence,
+                        reason=reason)
 
 
 def resolve_evidence(store: Store | None, settings: Settings, *, suite: BenchmarkSuite | None = None,

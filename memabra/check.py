@@ -14,7 +14,8 @@ from pathlib import Path
 
 from memabra.errors import BadInputError, CorruptDocumentError
 from memabra.learning.versions import router_from_dict
-from memabra.models import VERSION_ID_PATTERN, CurrentRouter, RouterVersion, TrainingReport
+from memabra.models import (VERSION_ID_PATTERN, CurrentRouter, HistoryEntry, ReviewedChallenger, RouterVersion,
+                            TrainingReport)
 from memabra.runtime.case_index import CASES_TABLE, CaseIndex
 from memabra.storage.atomic import atomic_write_bytes, dump_json, process_alive, read_json, temp_file_writer
 from memabra.storage.documents import DocumentFile
@@ -27,6 +28,12 @@ from memabra.storage.trajectories import (SEGMENT_TABLE, UNREADABLE_FILE, Trajec
 
 SKIPPED_FOLDERS = ("quarantine", ".cache")
 """Top-level folders the check leaves alone: set-aside files, and derived data rebuilt whenever it is unreadable."""
+
+KEPT_DOCUMENTS = (
+    ("history_dir", HistoryEntry, "entry_id", "history entry", "--history and --active-at no longer see it"),
+    ("challengers_dir", ReviewedChallenger, "report_id", "dry-run challenger", "its dry run can no longer be promoted"),
+)
+"""Folders of `<id>.json` documents checked like reports: folder, model, id field, what it is, what losing it means."""
 
 
 class _StoreCheck:
@@ -74,10 +81,17 @@ class _StoreCheck:
             self.check_current(current)
         for path in self.files_in(self.layout.reports_dir):
             self.check_report(path)
+        for folder, model, id_field, what, consequence in KEPT_DOCUMENTS:
+            for path in self.files_in(getattr(self.layout, folder)):
+                if VERSION_ID_PATTERN.match(path.stem):
+                    self.read_timestamped(path, model, id_field, what, consequence)
+                else:
+                    self.check_other_json(path)
         if seen is not None:
             self.check_seen_ids(seen)
         self.check_case_index()
-        known_folders = {self.layout.trajectories_dir, self.layout.versions_dir, self.layout.reports_dir}
+        known_folders = {self.layout.trajectories_dir, self.layout.versions_dir, self.layout.reports_dir,
+                         *(getattr(self.layout, kept[0]) for kept in KEPT_DOCUMENTS)}
         known_files = {self.layout.current_path, self.layout.seen_path, self.layout.case_index_path}
         for path in files:
             if (path.suffix == ".json" and not path.name.startswith(".") and path.parent not in known_folders

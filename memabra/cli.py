@@ -32,6 +32,7 @@ from memabra.errors import (
     MemabraError,
     SettingError,
 )
+from memabra.commands import changes
 from memabra.results import CaseIndexSummary
 from memabra.settings import ENV_PREFIX, Settings, setting_fields, setting_group
 from memabra.storage.folders import validate_timestamp_id
@@ -146,6 +147,7 @@ def build_parser(prog: str = "python -m memabra.cli") -> argparse.ArgumentParser
     action.add_argument("--check", action="store_true",
                         help="verify every file of the store and say how to repair what is wrong "
                              "(exit 4 when problems are found)")
+    changes.add_flags(action, parser)
     parser.add_argument("--repair", action="store_true",
                         help="with --check: fix what can be fixed without losing data (unreadable files move to "
                              "<base-dir>/quarantine/)")
@@ -224,6 +226,7 @@ def _emit(document: Any) -> None:
 def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> BaseModel | dict[str, Any]:
     if args.repair and not args.check:
         raise BadInputError("--repair works only with --check (python -m memabra.cli --check --repair)")
+    changes.check_flags(args)
     settings = settings_of(args)
     check_base_dir(settings.base_dir)
     store = Store(settings.base_dir)
@@ -249,8 +252,8 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> Bas
         result = store_status(store, args.seen_trajectory_store, settings)
     elif args.list_versions:
         result = {"versions": store.versions.list_versions()}
-    elif args.rollback:
-        result = store.versions.rollback(args.rollback)
+    elif changes.wanted(args):
+        result = changes.run(args, store)
     elif args.demo_trajectories is not None:
         result = _demo_trajectories(args, settings, store, cancel)
     elif args.ingest is not None:
@@ -260,7 +263,7 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> Bas
         with contextlib.redirect_stdout(sys.stderr), StderrProgress() as progress:
             request = cycle_request(store, settings, dry_run=args.dry_run, baseline_version=args.baseline_version,
                                     seen_trajectory_store=args.seen_trajectory_store, case_index=args.case_index,
-                                    rebuild_case_index=rebuilt is not None)
+                                    rebuild_case_index=rebuilt is not None, reason=args.reason)
             return run_cycle(store, settings, request, on_event=progress, cancel=cancel)
     if rebuilt is not None:
         if isinstance(result, BaseModel):
@@ -312,6 +315,7 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
     debug = "--debug" in argv
     try:
         args = build_parser(prog).parse_args(argv)
+        args.command_line = " ".join([prog, *argv])
         result = _run(args, cancel)
         _emit(result)
         return EXIT_CHECK_FAILED if args.check and not result["healthy"] else EXIT_OK

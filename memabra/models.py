@@ -398,13 +398,16 @@ class CurrentRouter(Document):
 
     version_id: str
     promoted_at: datetime
-    promotion_source: Literal["cycle", "rollback", "manual"]
+    promotion_source: str
+    """What made it active: `cycle`, `promote` (a reviewed dry run), `rollback`, `manual`; an open set."""
     benchmark_summary: BenchmarkMetrics | None = None
     prior_version_id: str | None = None
     report_id: str | None = None
     rollback_from: str | None = None
     rolled_back_at: datetime | None = None
     rollback_history: list[RollbackEntry] = Field(default_factory=list)
+    reason: str | None = None
+    """Why the operator made the change (`--reason`), when one was given."""
 
 
 ReportStatus = Literal["promoted", "rejected", "dry_run"]
@@ -450,3 +453,42 @@ class TrainingReport(Document):
     @classmethod
     def _no_benchmark(cls, value: Any) -> Any:
         return value or None
+
+
+class ReviewedChallenger(Document):
+    """A dry run's challenger, kept beside its report so it can be promoted later exactly as reviewed."""
+
+    report_id: str
+    created_at: datetime
+    router: dict[str, Any]
+    """The router's own serialisation, as a version would hold it."""
+    baseline_version_id: str | None
+    training_trajectory_count: int = 0
+    training_segments: list[str] = Field(default_factory=list)
+
+
+class SettingChange(Document):
+    """One setting's value before and after a change of the store's settings file (null: not in the file)."""
+
+    before: Any = None
+    after: Any = None
+
+
+class HistoryEntry(Document):
+    """One change recorded in the store's audit log: of the active version, or of the settings file."""
+
+    entry_id: str
+    kind: Literal["active_version", "settings"]
+    changed_at: datetime
+    source: str
+    """What made the change: `cycle`, `promote`, `rollback`, `console`...; an open set (a guard may add its own)."""
+    reason: str | None = None
+    command: str = ""
+    """The command line or front end that made it."""
+    pid: int | None = None
+    version_id: str | None = None
+    """The version active after the change (null: the built-in heuristic)."""
+    previous_version_id: str | None = None
+    report_id: str | None = None
+    settings: dict[str, SettingChange] = Field(default_factory=dict)
+    """For a settings change: each changed key (gates by their own names) with its values before and after."""

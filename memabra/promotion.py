@@ -1,5 +1,7 @@
-"""The save stage: a cycle's report, and for an accepted challenger a new version made current, seen ids marked and
-the benchmark's trajectories stored."""
+"""Every change of the active version: the save stage of a cycle (its report; for an accepted challenger a new
+version made current, seen ids marked, the benchmark's trajectories stored; for a dry run its challenger kept for
+review), the reviewed promotion of a dry run's challenger, and rollback. Each goes through
+`RouterVersionStore.make_current`, which appends the change to the store's audit log."""
 
 from __future__ import annotations
 
@@ -7,16 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
+from memabra.errors import BadInputError
 from memabra.evaluation.evaluator import Evaluation
 from memabra.learning.routers import ScoringRouter
 from memabra.learning.scan import ArtifactIndex
 from memabra.models import (
     BenchmarkSection,
+    CurrentRouter,
     GatePolicy,
     OffPolicySection,
     PromotionDecision,
+    ReviewedChallenger,
     TrainingReport,
+    utc_now,
 )
+from memabra.storage.folders import validate_timestamp_id
 from memabra.storage.seen import SeenTrajectories, SeenTrajectoryStore
 from memabra.storage.store import Store
 from memabra.storage.trajectories import TrajectoryWriter
@@ -47,9 +54,10 @@ class CycleOutcome:
 
 
 def save_cycle(store: Store, policy: GatePolicy, dry_run: bool, outcome: CycleOutcome, seen: SeenTrajectoryStore,
-               emit: Callable[[str, int, int, str], None], clock: Callable[[], datetime]) -> TrainingReport:
-    """Write what the cycle decided: always its report; unless a dry run, the version, current, seen ids and the
-    benchmark trajectories."""
+               emit: Callable[[str, int, int, str], None], clock: Callable[[], datetime],
+               reason: str | None = None) -> TrainingReport:
+    """Write what the cycle decided: always its report; for a dry run its challenger beside the report; otherwise
+    the version, current (with `reason` in the audit log), seen ids and the benchmark trajectories."""
     decision, baseline_eval, challenger_eval = outcome.decision, outcome.baseline_eval, outcome.challenger_eval
     accepted = decision.accepted and not dry_run
     status = "dry_run" if dry_run else ("promoted" if decision.accepted else "rejected")
@@ -79,11 +87,15 @@ def save_cycle(store: Store, policy: GatePolicy, dry_run: bool, outcome: CycleOu
         benchmark=outcome.benchmark, off_policy=outcome.off_policy,
     ), now=clock())
     if dry_run:
+        store.challengers.keep(ReviewedChallenger(
+            report_id=report.report_id, created_at=report.finished_at, router=outcome.challenger.to_dict(),
+            baseline_version_id=outcome.baseline_id, training_trajectory_count=outcome.training_count,
+            training_segments=outcome.index.files))
         return report
     if version is not None:
         version = store.versions.attach_report(version, report.report_id)
         emit("save", 2, SAVE_STEPS, f"promoting {version.version_id}")
-        store.versions.promote(version, report, now=clock())
+        store.versions.promote(version, report, now=clock(), source="cycle", reason=reason)
     emit("save", 3, SAVE_STEPS, "marking trajectories seen")
     index = outcome.index
     seen.add(index.unseen_ids, sealed_segments=index.sealed_training_ids(), current=outcome.seen_document)
@@ -92,3 +104,54 @@ def save_cycle(store: Store, policy: GatePolicy, dry_run: bool, outcome: CycleOu
         with TrajectoryWriter(store.base_dir) as writer:
             writer.append_many(baseline_eval.trajectories + challenger_eval.trajectories)
     return report
+
+
+def promote_reviewed(store: Store, report_id: str, *, force: bool = False, reason: str | None = None,
+                     command: str | None = None, clock: Callable[[], datetime] = utc_now) -> CurrentRouter:
+    """Save a dry run's reviewed challenger as a new version and make it active, under the store's lock: at once
+    when its gates passed and its baseline is still active, otherwise only with `force` and a reason."""
+    validate_timestamp_id(report_id, "report id")
+    with store.lock("promote"):
+        report = store.reports.get(report_id)
+        if not report.dry_run:
+            raise BadInputError(f"report {report_id} is a {report.status} cycle, not a dry run: only a dry run's "
+                                "challenger waits for review")
+        promoted = [entry for entry in store.history.version_changes()
+                    if entry.source == "promote" and entry.report_id == report_id]
+        if promoted:
+            raise BadInputError(f"the challenger of report {report_id} was already promoted as version "
+                                f"{promoted[-1].version_id}; run a new dry run to review another")
+        if not store.challengers.exists(report_id):
+            raise BadInputError(f"report {report_id} kept no challenger (it was interrupted, or made before dry "
+                                "runs kept theirs); run a new dry run")
+        challenger = store.challengers.get(report_id)
+        current = store.versions.current()
+        active_id = current.version_id if current else None
+        objections = review_objections(report, active_id)
+        if objections and not force:
+            raise BadInputError(f"report {report_id} cannot be promoted as reviewed: {'; '.join(objections)}; "
+                                "promote it anyway with --force --reason TEXT")
+        if force and not (reason and reason.strip()):
+            raise BadInputError("a forced promotion needs a reason (--reason TEXT) for the audit log")
+        version = store.versions.save(
+            challenger.router, now=clock(), metrics=report.challenger, gates=report.gates,
+            parent_version_id=active_id, training_trajectory_count=challenger.training_trajectory_count,
+            training_segments=challenger.training_segments, report_id=report_id)
+        return store.versions.promote(version, report, now=clock(), source="promote", reason=reason,
+                                      command=command)
+
+
+def review_objections(report: TrainingReport, active_id: str | None) -> list[str]:
+    """Why a dry run's challenger may not be promoted as it stands: failed gates, or a baseline no longer active."""
+    objections = []
+    if not report.accepted:
+        objections.append("its gates failed (" + "; ".join(report.reasons or ["see the report"]) + ")")
+    if report.baseline_version_id != active_id:
+        objections.append(f"its baseline {report.baseline_version_id or 'the built-in heuristic'} is no longer "
+                          f"active ({active_id or 'the built-in heuristic'} is)")
+    return objections
+
+
+def roll_back(store: Store, version_id: str, reason: str | None = None, command: str | None = None) -> CurrentRouter:
+    """Make an earlier version active again under the store's lock, recording the reason in the audit log."""
+    return store.versions.rollback(version_id, reason=reason, command=command)

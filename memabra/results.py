@@ -17,6 +17,7 @@ from memabra.models import (
     EvidenceSource,
     GatePolicy,
     GateResult,
+    HistoryEntry,
     OffPolicySection,
     TrainingReport,
 )
@@ -137,6 +138,13 @@ class LockHolder(Result):
     operation: str | None
 
 
+class EffectiveSetting(Result):
+    """A setting's effective value and where it came from: flag, environment, memabra.toml or default."""
+
+    value: Any
+    source: Literal["flag", "environment", "memabra.toml", "default"]
+
+
 class StoreStatus(Result):
     """A snapshot of the store, always with the same keys."""
 
@@ -156,6 +164,8 @@ class StoreStatus(Result):
     recent_value: RecentValue | None
     drift: DriftSignal | None = None
     """Null until the active version's report holds an off-policy estimate and recent traffic can be estimated."""
+    settings: dict[str, EffectiveSetting] = Field(default_factory=dict)
+    """Every setting (the gates by their own names) with its effective value and where it came from."""
 
 
 class Problem(Result):
@@ -177,3 +187,23 @@ class CheckResult(Result):
     repaired_count: int
     problems: list[Problem]
     checked: dict[str, int]
+
+
+class HistoryResult(Result):
+    """The store's audit log, newest first: changes of the active version, and changes of its settings file."""
+
+    history: list[HistoryEntry]
+    settings_changes: list[HistoryEntry]
+
+
+class ActiveAt(Result):
+    """Which router was active at a moment, and the change that made it so."""
+
+    active_at: datetime
+    version_id: str | None
+    """Null: the built-in heuristic."""
+    active_router: Literal["heuristic", "version"]
+    since: datetime | None
+    """When that change was made (null before the first change the log or current.json records)."""
+    source: str | None
+    reason: str | None

@@ -4,20 +4,25 @@ override these defaults; every front end derives its flags, dialogs and help fro
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from memabra.evaluation.gates import PromotionPolicy
 from memabra.models import GatePolicy
+from memabra.settings_file import FILE_NAME, REFERENCE_PATH, flat_keys, read_settings_file, settings_reference
 
 DEFAULT_BASE_DIR = Path("artifacts")
 ENV_PREFIX = "MEMABRA_"
 GATE_FIELDS: tuple[str, ...] = tuple(GatePolicy.model_fields)
 """Names of the promotion gates, each also a setting of its own (`min_reward_delta`, ...)."""
+SettingSource = Literal["flag", "environment", "memabra.toml", "default"]
+"""Where a setting's effective value came from, highest precedence first."""
+_store_file_values: ContextVar[dict[str, Any]] = ContextVar("store_file_values", default={})
 
 
 def _group(name: str, metavar: str | None = None) -> dict[str, Any]:
@@ -29,6 +34,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", use_attribute_docstrings=True,
                                       validate_default=True)
+    _origins: dict[str, SettingSource] | None = PrivateAttr(None)
 
     base_dir: Path = Field(DEFAULT_BASE_DIR, json_schema_extra=_group("store", "PATH"))
     """Folder holding the whole store (trajectories, versions, reports, seen ids, case index)."""
@@ -105,11 +111,33 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _GateEnvironment(settings_cls)
+        return init_settings, env_settings, _GateEnvironment(settings_cls), _StoreFile(settings_cls)
 
     def value(self, name: str) -> Any:
         """A setting by its name, gates included (`value("min_reward_delta")`)."""
         return getattr(self.gates, name) if name in GATE_FIELDS else getattr(self, name)
+
+    def origins(self) -> dict[str, SettingSource]:
+        """Where each setting's value came from, by name (settings made directly: given ones count as flags)."""
+        if self._origins is not None:
+            return dict(self._origins)
+        given = set(self.model_fields_set) | set(self.gates.model_fields_set)
+        return {name: "flag" if name in given else "default" for name in setting_fields()}
+
+    def with_origins(self, origins: dict[str, SettingSource]) -> "Settings":
+        """These settings, remembering where each value came from."""
+        self._origins = dict(origins)
+        return self
+
+
+class _StoreFile(PydanticBaseSettingsSource):
+    """The store's `memabra.toml`, as `load_settings` read it for the base dir being resolved."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return _store_file_values.get()
 
 
 class _GateEnvironment(PydanticBaseSettingsSource):
@@ -144,8 +172,35 @@ def setting_group(name: str) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from defaults, then the environment, then the given non-None overrides."""
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    """Build settings from defaults, then the base dir's `memabra.toml`, then the environment, then the given
+    non-None overrides; a bad settings file is a SettingError naming the file and the key."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    base_dir = resolve_base_dir(given.get("base_dir"))
+    file_values = read_settings_file(base_dir / FILE_NAME, Settings)
+    token = _store_file_values.set(file_values)
+    try:
+        settings = Settings(**given)
+    finally:
+        _store_file_values.reset(token)
+    in_file = flat_keys(file_values, Settings)
+    environment = {key.upper() for key, value in os.environ.items() if value != ""}
+    origins: dict[str, SettingSource] = {}
+    for name in setting_fields():
+        if name in given:
+            origins[name] = "flag"
+        elif ENV_PREFIX + name.upper() in environment:
+            origins[name] = "environment"
+        elif name in in_file:
+            origins[name] = "memabra.toml"
+        else:
+            origins[name] = "default"
+    return settings.with_origins(origins)
+
+
+def reload_settings(settings: Settings) -> Settings:
+    """The same settings read again (after the store's file changed), keeping the values given as flags."""
+    flags = {name: settings.value(name) for name, origin in settings.origins().items() if origin == "flag"}
+    return load_settings(**flags)
 
 
 def resolve_base_dir(base_dir: str | os.PathLike | None = None) -> Path:
@@ -153,3 +208,13 @@ def resolve_base_dir(base_dir: str | os.PathLike | None = None) -> Path:
     if base_dir is not None:
         return Path(base_dir)
     return Path(os.environ.get(ENV_PREFIX + "BASE_DIR") or DEFAULT_BASE_DIR)
+
+
+def settings_file_reference() -> str:
+    """The settings file's reference page (docs/settings.md), generated from the fields."""
+    return settings_reference(Settings)
+
+
+if __name__ == "__main__":
+    REFERENCE_PATH.write_text(settings_file_reference())
+    print(f"wrote {REFERENCE_PATH}")

@@ -11,8 +11,9 @@ from memabra.learning.dataset import dataset_builder
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.versions import active_router
 from memabra.models import CurrentRouter
-from memabra.results import DriftSignal, LatestReport, LockHolder, RecentValue, StoreStatus
-from memabra.settings import Settings, load_settings
+from memabra.results import (DriftSignal, EffectiveSetting, LatestReport, LockHolder, RecentValue,
+                             StoreStatus)
+from memabra.settings import GATE_FIELDS, Settings, load_settings
 from memabra.storage.store import Store
 
 RECENT_TRAJECTORIES = 1000
@@ -21,7 +22,8 @@ RECENT_TRAJECTORIES = 1000
 
 def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
                  settings: Settings | None = None) -> StoreStatus:
-    """Always the same keys: current (or null), counts, the latest report and the lock holder (or null)."""
+    """Always the same keys: current (or null), counts, the latest report, the lock holder (or null) and every
+    effective setting with its source (the store's own settings unless given)."""
     store = Store.of(store)
     settings = settings or load_settings(base_dir=store.base_dir)
     seen = store.seen(seen_trajectory_store).read()
@@ -50,6 +52,7 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
         lock=LockHolder(**holder) if holder else None,
         recent_value=recent,
         drift=drift_signal(store, current, recent),
+        settings=effective_settings(settings),
     )
 
 
@@ -72,6 +75,14 @@ def drift_signal(store: Store, current: CurrentRouter | None, recent: RecentValu
     signal = "dropped" if high < 0 else ("rose" if low > 0 else "stable")
     return DriftSignal(value_at_promotion=promoted.estimate, recent_value=recent.estimate, delta=delta, low=low,
                        high=high, level=recent.level, signal=signal)
+
+
+def effective_settings(settings: Settings) -> dict[str, EffectiveSetting]:
+    """Every setting's value (as JSON) and where it came from, in declaration order."""
+    document = settings.model_dump(mode="json")
+    return {name: EffectiveSetting(value=document["gates"][name] if name in GATE_FIELDS else document[name],
+                                   source=source)
+            for name, source in settings.origins().items()}
 
 
 def active_router_recent_value(store: Store, index: ArtifactIndex) -> RecentValue | None:

@@ -73,6 +73,8 @@ class CycleRequest:
     """Whether the case index was rebuilt before this cycle (reported as rebuilt)."""
     evidence: EvidenceSource = "benchmark"
     """What the gates decide on: benchmark or demo (the suite above) or offpolicy (held-out traffic, no suite)."""
+    reason: str | None = None
+    """Why the operator ran it, recorded in the audit log if it promotes."""
 
 
 class _Cycle:
@@ -137,7 +139,8 @@ class _Cycle:
             off_policy=self.off_policy, started_at=self.started_at, evidence=self.request.evidence,
             reward_delta=self.evidence.reward_delta, reward_delta_basis=self.evidence.reward_delta_basis,
             reward_delta_sampled=self.evidence.sampled_reward_delta)
-        report = save_cycle(self.store, policy, self.request.dry_run, outcome, self.seen, self.emit, self.clock)
+        report = save_cycle(self.store, policy, self.request.dry_run, outcome, self.seen, self.emit, self.clock,
+                            reason=self.request.reason)
         case_summary = self.case_index_summary(case_index)
         if not self.request.dry_run and self.request.case_index_path is not None:
             rebuilt = CaseIndex.rebuild(self.store.trajectories, self.request.case_index_path)

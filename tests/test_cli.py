@@ -11,7 +11,7 @@ from tests.helpers import start_python
 STATUS_KEYS = {
     "base_dir", "current", "active_router", "trajectory_count", "training_trajectory_count",
     "benchmark_trajectory_count", "unseen_trajectory_count", "invalid_trajectory_count", "seen_trajectory_count",
-    "version_count", "report_count", "latest_report", "lock", "recent_value", "drift",
+    "version_count", "report_count", "latest_report", "lock", "recent_value", "drift", "settings",
 }
 RESULT_KEYS = {
     "status", "report_id", "dry_run", "baseline_version_id", "challenger_version_id", "new_trajectory_count",
@@ -80,7 +80,7 @@ def store_files(base_dir):
             if path.name != ".lock" and path.relative_to(base_dir).parts[0] != ".cache"}
 
 
-def test_dry_run_writes_only_its_report(cli, seeded_store):
+def test_dry_run_writes_only_its_report_and_its_challenger(cli, seeded_store):
     before = store_files(seeded_store)
     result = cli("--base-dir", seeded_store, "--dry-run")
     assert result.code == 0
@@ -90,6 +90,8 @@ def test_dry_run_writes_only_its_report(cli, seeded_store):
     assert after - before == {
         (seeded_store / "training-reports").relative_to(seeded_store),
         (seeded_store / "training-reports" / f"{cycle['report_id']}.json").relative_to(seeded_store),
+        (seeded_store / "training-reports" / "challengers").relative_to(seeded_store),
+        (seeded_store / "training-reports" / "challengers" / f"{cycle['report_id']}.json").relative_to(seeded_store),
     }
     report = json.loads((seeded_store / "training-reports" / f"{cycle['report_id']}.json").read_text())
     assert report["dry_run"] is True

@@ -257,7 +257,7 @@ async def test_enter_opens_a_version_with_its_diff(history_store):
         assert "version 20260105-120000" in shown and "active" in shown
         assert "replaced" in shown and "20260105-100000" in shown and "report" in shown
         assert "picks a different candidate than 20260105-100000 for" in shown
-        families = app.screen.query(DataTable).last()
+        families = app.screen.query_one("#version-families", DataTable)
         assert families.row_count == len(FAMILIES)
         await pilot.press("escape")
         assert not isinstance(app.screen, VersionScreen)

@@ -41,6 +41,20 @@ class StoreLayout:
         return self.base_dir / "training-reports"
 
     @property
+    def challengers_dir(self) -> Path:
+        """Dry runs' challengers, one `<report id>.json` each, kept for a reviewed promotion."""
+        return self.reports_dir / "challengers"
+
+    @property
+    def history_dir(self) -> Path:
+        """The audit log: one `<entry id>.json` per change, never rewritten."""
+        return self.base_dir / "history"
+
+    @property
+    def settings_path(self) -> Path:
+        return self.base_dir / "memabra.toml"
+
+    @property
     def seen_path(self) -> Path:
         return self.base_dir / "seen-trajectories.json"
 

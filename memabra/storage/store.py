@@ -11,7 +11,8 @@ from memabra.storage.layout import StoreLayout
 from memabra.storage.lock import StoreLock, lock_holder
 from memabra.storage.seen import SeenTrajectoryStore
 from memabra.storage.trajectories import TrajectoryStore
-from memabra.storage.versions import ReportStore, RouterVersionStore
+from memabra.storage.history import HistoryLog
+from memabra.storage.versions import ChallengerStore, ReportStore, RouterVersionStore
 
 
 class Store:
@@ -40,6 +41,14 @@ class Store:
     @cached_property
     def reports(self) -> ReportStore:
         return ReportStore(self.layout)
+
+    @cached_property
+    def challengers(self) -> ChallengerStore:
+        return ChallengerStore(self.layout)
+
+    @property
+    def history(self) -> HistoryLog:
+        return self.versions.history
 
     def seen(self, path: Path | None = None) -> SeenTrajectoryStore:
         """The seen-ids document (`<base-dir>/seen-trajectories.json` unless another path is given)."""

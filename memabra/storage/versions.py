@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from memabra.errors import BadInputError, CorruptDocumentError
-from memabra.models import CurrentRouter, RollbackEntry, RouterVersion, TrainingReport, utc_now
+from memabra.models import CurrentRouter, ReviewedChallenger, RollbackEntry, RouterVersion, TrainingReport, utc_now
 from memabra.storage.documents import DocumentFile
 from memabra.storage.folders import TimestampedFolder, validate_timestamp_id
+from memabra.storage.history import HistoryLog
 from memabra.storage.layout import StoreLayout
 from memabra.storage.lock import StoreLock
 from memabra.storage.quarantine import quarantine_file
@@ -31,6 +32,7 @@ class RouterVersionStore:
         self.base_dir = layout.base_dir
         self.versions = TimestampedFolder(layout.versions_dir, RouterVersion, "version id")
         self.current_file = DocumentFile(layout.current_path, CurrentRouter)
+        self.history = HistoryLog(layout)
 
     def save(self, router: Any, now: datetime | None = None, **lineage: Any) -> RouterVersion:
         """Save a router (its `to_dict()` serialisation, or that dict itself) as a new version with a fresh,
@@ -66,22 +68,33 @@ class RouterVersionStore:
         return self.current_file.read()
 
     def promote(self, version: RouterVersion, report: TrainingReport | None = None,
-                now: datetime | None = None) -> CurrentRouter:
-        """Make a saved version current after a cycle accepted it (the caller holds the lock)."""
+                now: datetime | None = None, source: str = "cycle", reason: str | None = None,
+                command: str | None = None) -> CurrentRouter:
+        """Make a saved version current after a cycle (or a reviewed promotion) accepted it; the caller holds the
+        lock."""
         previous = self.current()
         current = CurrentRouter(
             version_id=version.version_id,
             promoted_at=now or utc_now(),
-            promotion_source="cycle",
+            promotion_source=source,
             benchmark_summary=version.metrics,
             prior_version_id=previous.version_id if previous else None,
             report_id=report.report_id if report else version.report_id,
             rollback_history=previous.rollback_history if previous else [],
+            reason=reason,
         )
+        return self.make_current(current, command)
+
+    def make_current(self, current: CurrentRouter, command: str | None = None) -> CurrentRouter:
+        """Write current.json and append the change to the audit log: the one way the active version changes
+        (the caller holds the lock)."""
         self.current_file.write(current)
+        self.history.append("active_version", current.promotion_source, reason=current.reason, command=command,
+                            now=current.promoted_at, version_id=current.version_id,
+                            previous_version_id=current.prior_version_id, report_id=current.report_id)
         return current
 
-    def rollback(self, version_id: str) -> CurrentRouter:
+    def rollback(self, version_id: str, reason: str | None = None, command: str | None = None) -> CurrentRouter:
         """Make an earlier version current again, keeping the audit trail; returns the new current document."""
         validate_timestamp_id(version_id, "version id")
         with StoreLock(self.layout, "rollback"):
@@ -108,8 +121,9 @@ class RouterVersionStore:
                 rollback_from=previous_id,
                 rolled_back_at=now,
                 rollback_history=history,
+                reason=reason,
             )
-            self.current_file.write(current)
+            self.make_current(current, command)
         return current
 
 
@@ -118,3 +132,14 @@ class ReportStore(TimestampedFolder[TrainingReport]):
 
     def __init__(self, base_dir: StoreLayout | str | Path):
         super().__init__(StoreLayout.of(base_dir).reports_dir, TrainingReport, "report id")
+
+
+class ChallengerStore(TimestampedFolder[ReviewedChallenger]):
+    """Dry runs' challengers under `<base-dir>/training-reports/challengers/`, named by their report's id."""
+
+    def __init__(self, base_dir: StoreLayout | str | Path):
+        super().__init__(StoreLayout.of(base_dir).challengers_dir, ReviewedChallenger, "dry-run challenger")
+
+    def keep(self, challenger: ReviewedChallenger) -> None:
+        """Store a dry run's challenger once, beside its report."""
+        DocumentFile(self.path(challenger.report_id), ReviewedChallenger).create(challenger)

@@ -15,18 +15,21 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from memabra import workflow
+from memabra import promotion, workflow
 from memabra.api import benchmark_of, cycle_request, resolve_settings
 from memabra.check import check_store
 from memabra.errors import LockHeldError, MemabraError
 from memabra.overview import Overview, ReportRow, VersionRow, load_overview, store_fingerprint
 from memabra.results import CycleResult
-from memabra.settings import Settings
+from memabra.settings import Settings, reload_settings
 from memabra.storage.store import Store
-from memabra.tui.format import describe_gates, describe_outcome, number, percent, short_time, signed, status_text
+from memabra.store_settings import save_store_settings
+from memabra.tui.format import (describe_gates, describe_outcome, describe_sources, number, percent, short_time,
+                                signed, status_text)
 from memabra.tui.messages import CheckFinished, CycleFinished, CycleProgress, RolledBack, StoreLoaded
 from memabra.tui.screens.details import ReportScreen, VersionScreen
-from memabra.tui.screens.modals import CheckScreen, ErrorScreen, HelpScreen, PolicyScreen, RollbackScreen
+from memabra.tui.screens.modals import (CheckScreen, ErrorScreen, HelpScreen, PolicyScreen, PromoteScreen,
+                                       RollbackScreen)
 
 POLL_SECONDS = 1.0
 """How often the console looks (cheaply, by mtimes) whether another process changed the store."""
@@ -36,7 +39,7 @@ KEYS: tuple[tuple[str, str, str, str], ...] = (
     ("p", "cycle", "Cycle", "cycle: promote the challenger if every gate passes"),
     ("r", "rollback", "Roll back", "roll back to the highlighted version (asks first)"),
     ("c", "cancel_cycle", "Cancel", "cancel the running cycle; it writes nothing"),
-    ("t", "thresholds", "Gates", "change the promotion gates for the next cycles"),
+    ("t", "thresholds", "Gates", "change the promotion gates, saved in the store's memabra.toml"),
     ("k", "check", "Check", "check every file of the store; offers a repair"),
     ("f5", "refresh", "Refresh", "read the store again (it also follows changes)"),
     ("question_mark", "help", "Help", "this list of keys"),
@@ -124,6 +127,7 @@ class MemabraConsole(App[int]):
                     yield Static("reading the store…", id="status")
                     yield Label("", id="trend-label")
                     yield Sparkline([], id="trend")
+                    yield Static("", id="settings-sources")
                 yield StagePanel(id="cycle-panel", classes="panel -idle")
             with Vertical(id="right"):
                 with Vertical(id="versions-panel", classes="panel"):
@@ -181,6 +185,7 @@ class MemabraConsole(App[int]):
 
     def show_status(self, overview: Overview) -> None:
         self.main_screen.query_one("#status", Static).update(status_text(overview, self.settings))
+        self.main_screen.query_one("#settings-sources", Static).update(describe_sources(self.settings))
         trend = overview.reward_trend
         sparkline = self.main_screen.query_one("#trend", Sparkline)
         sparkline.data = trend
@@ -306,12 +311,16 @@ class MemabraConsole(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="rollback", name="rollback")
     def run_rollback(self, version_id: str) -> None:
         """Roll back in a thread (the engine takes the lock) and post the new current document."""
-        self.post_message(RolledBack(self.store.versions.rollback(version_id)))
+        self.post_message(RolledBack(promotion.roll_back(self.store, version_id)))
 
     def on_rolled_back(self, message: RolledBack) -> None:
         current = message.current
-        self.notify(f"rolled back: {current.version_id} is active (was {current.rollback_from or 'none'})",
-                    markup=False)
+        if current.promotion_source == "promote":
+            self.notify(f"promoted the challenger of dry run {current.report_id}: {current.version_id} is active "
+                        f"(was {current.prior_version_id or 'the heuristic'})", markup=False)
+        else:
+            self.notify(f"rolled back: {current.version_id} is active (was {current.rollback_from or 'none'})",
+                        markup=False)
         self.reload()
 
     # -- store check -------------------------------------------------------------------------
@@ -350,12 +359,49 @@ class MemabraConsole(App[int]):
     def action_thresholds(self) -> None:
         def chosen(update: dict[str, Any] | None) -> None:
             if update:
-                self.settings = resolve_settings(self.settings, **update)
-                self.notify(f"gates for the next cycles: {describe_gates(self.settings)}", markup=False)
-                if self.overview is not None:
-                    self.show_status(self.overview)
+                self.save_gates(update)
 
         self.push_screen(PolicyScreen(self.settings), chosen)
+
+    def save_gates(self, update: dict[str, Any]) -> None:
+        """Write the changed values into the store's memabra.toml (so cron cycles apply them too) and use them."""
+        changed = {name: value for name, value in update.items() if value != self.settings.value(name)}
+        if not changed:
+            return
+        try:
+            save_store_settings(self.store, changed, source="console")
+        except MemabraError as exc:
+            self.show_error(exc)
+            return
+        self.settings = reload_settings(self.settings)
+        overridden = [f"{name} ({self.settings.origins()[name]})" for name, value in changed.items()
+                      if self.settings.value(name) != value]
+        message = f"saved in memabra.toml; gates for the next cycles: {describe_gates(self.settings)}"
+        if overridden:
+            message += "; still overridden here by " + ", ".join(overridden)
+        self.notify(message, markup=False)
+        if self.overview is not None:
+            self.show_status(self.overview)
+
+    # -- reviewed promotion ----------------------------------------------------------------------
+    def confirm_promotion(self, report_id: str, accepted: bool, baseline_id: str | None) -> None:
+        """Ask before promoting a dry run's reviewed challenger, naming it and what it replaces."""
+        status = self.overview.status if self.overview else None
+        active = status.current.version_id if status and status.current else None
+        if self.cycle_running:
+            self.notify("a cycle is running; promote after it ends", severity="warning", markup=False)
+            return
+
+        def confirmed(answer: bool | None) -> None:
+            if answer:
+                self.run_promotion(report_id)
+
+        self.push_screen(PromoteScreen(report_id, active, accepted, baseline_id), confirmed)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="promote", name="promote")
+    def run_promotion(self, report_id: str) -> None:
+        """Promote in a thread (the engine takes the lock) and post the new current document."""
+        self.post_message(RolledBack(promotion.promote_reviewed(self.store, report_id)))
 
     async def action_quit(self) -> None:
         self.cancel_event.set()

@@ -41,6 +41,23 @@ def describe_gates(settings: Settings, separator: str = " · ") -> str:
             f"Δlatency ≤ {gates.max_latency_increase_ms:g} ms · tasks ≥ {gates.required_task_count}")
 
 
+SOURCE_LABELS = {"flag": "flags", "environment": "environment", "memabra.toml": "memabra.toml", "default": "defaults"}
+
+
+def describe_sources(settings: Settings) -> Text:
+    """Every setting's effective value, grouped by where it came from (flags, environment, memabra.toml, defaults)."""
+    text = Text("\nsettings by source", style="dim")
+    grouped: dict[str, list[str]] = {}
+    for name, origin in settings.origins().items():
+        if name != "base_dir":
+            grouped.setdefault(origin, []).append(f"{name} {settings.value(name)}")
+    for origin, label in SOURCE_LABELS.items():
+        if grouped.get(origin):
+            text.append(f"\n{label}: ", style="bold" if origin != "default" else "dim")
+            text.append(", ".join(grouped[origin]), style="" if origin != "default" else "dim")
+    return text
+
+
 def describe_lock(lock: LockHolder | None) -> Text:
     if not lock:
         return Text("free", style="green")

@@ -39,7 +39,7 @@ class StoreLoaded(Message):
 
 
 class RolledBack(Message):
-    """A rollback made another version current."""
+    """A rollback or a reviewed promotion made another version current."""
 
     def __init__(self, current: CurrentRouter):
         super().__init__()

@@ -15,7 +15,7 @@ from textual.worker import Worker
 
 from memabra.evaluation.benchmark import BenchmarkSuite
 from memabra.evaluation.evaluator import Executor
-from memabra.models import BenchmarkSection, TrainingReport
+from memabra.models import BenchmarkSection, HistoryEntry, TrainingReport
 from memabra.overview import gate_rows, metric_rows, off_policy_rows, version_diff
 from memabra.storage.store import Store
 from memabra.tui.format import number, percent, short_time, signed
@@ -46,6 +46,10 @@ def gates_table(gates: list[Any]) -> DataTable:
         verdict = Text("pass", style="bold green") if row["passed"] else Text("FAIL", style="bold red")
         table.add_row(row["gate"], f"{row['value']:.4g}", f"{row['rule']}  ({row['threshold_name']})", verdict)
     return table
+
+
+HISTORY_ROWS = 20
+"""Newest changes of the active version shown on a version's screen (`--history` lists them all)."""
 
 
 def section(title: str) -> Static:
@@ -107,10 +111,12 @@ class VersionScreen(DetailScreen):
         current = versions.current()
         suite, executor = self.benchmark()
         diff = version_diff(self.store, self.document_id, suite, executor)
+        history = self.store.history.version_changes()[:HISTORY_ROWS]
         self.app.call_from_thread(self.render_version, version.model_dump(mode="json"),
-                                  current.version_id if current else None, diff)
+                                  current.version_id if current else None, diff, history)
 
-    async def render_version(self, version: dict[str, Any], active_id: str | None, diff: dict[str, Any]) -> None:
+    async def render_version(self, version: dict[str, Any], active_id: str | None, diff: dict[str, Any],
+                             history: list[HistoryEntry] | None = None) -> None:
         metrics = version.get("metrics") or {}
         active = " · active" if version["version_id"] == active_id else ""
         summary = Text.assemble(
@@ -133,7 +139,7 @@ class VersionScreen(DetailScreen):
             f"candidate than {before} for ", (f"{diff['decision_change_share']:.0%}", "bold"),
             f" of the tasks; average reward {number(diff['avg_reward_before'])} → "
             f"{number(diff['avg_reward_after'])}.")
-        families = DataTable(show_cursor=False, classes="detail-table")
+        families = DataTable(show_cursor=False, classes="detail-table", id="version-families")
         families.add_columns("task family", before, "this version", "change")
         for row in diff["families"]:
             style = "green" if row["change"] > 0.005 else ("red" if row["change"] < -0.005 else "")
@@ -145,11 +151,35 @@ class VersionScreen(DetailScreen):
             gates_table(gates) if gates else Static("no gates recorded"),
             section("Lineage"), Static(lineage),
             section(f"How it differs from {before}"), Static(change), families,
+            section("Changes of the active version (newest first)"), history_table(history or []),
         ])
 
 
+def history_table(history: list[HistoryEntry]) -> DataTable | Static:
+    """The audit log's changes of the active version: when, to which version, from which, by what and why."""
+    if not history:
+        return Static("no change recorded yet")
+    table = DataTable(show_cursor=False, classes="detail-table", id="version-history")
+    table.add_columns("changed (UTC)", "active", "replaced", "by", "reason")
+    for entry in history:
+        table.add_row(short_time(entry.changed_at), entry.version_id or "heuristic",
+                      entry.previous_version_id or "heuristic", entry.source, entry.reason or "–")
+    return table
+
+
 class ReportScreen(DetailScreen):
-    """One training report: baseline against challenger, every gate, the benchmark and off-policy estimates."""
+    """One training report: baseline against challenger, every gate, the benchmark and off-policy estimates; `p`
+    on a dry run promotes its reviewed challenger (after a confirmation)."""
+
+    BINDINGS = [Binding("p", "promote", "Promote this challenger")]
+    report: TrainingReport | None = None
+
+    def action_promote(self) -> None:
+        report = self.report
+        if report is None or not report.dry_run:
+            self.notify("p promotes a dry run's reviewed challenger; this report is not a dry run", markup=False)
+            return
+        self.app.confirm_promotion(report.report_id, report.accepted, report.baseline_version_id)
 
     def on_mount(self) -> None:
         self.sub_title = f"report {self.document_id}"
@@ -161,6 +191,7 @@ class ReportScreen(DetailScreen):
         self.app.call_from_thread(self.render_report, report)
 
     async def render_report(self, report: TrainingReport) -> None:
+        self.report = report
         status = report.status
         colour = {"promoted": "bold green", "rejected": "bold red"}.get(status, "cyan")
         verdict = status.replace("_", " ")
@@ -200,6 +231,8 @@ class ReportScreen(DetailScreen):
                 warnings.insert(0, "the logged propensities look wrong; these estimates are not to be trusted")
             if warnings:
                 widgets.append(Static(Text("\n".join(f"⚠ {warning}" for warning in warnings), style="yellow")))
+        if report.dry_run:
+            widgets.append(Static("p promotes this challenger exactly as reviewed (asks first)", classes="note"))
         await self.show(widgets)
 
 

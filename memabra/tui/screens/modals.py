@@ -45,6 +45,56 @@ class RollbackScreen(ModalScreen[bool]):
         self.dismiss(event.button.id == "confirm")
 
 
+class PromoteScreen(ModalScreen[bool]):
+    """Asks before promoting a dry run's reviewed challenger, naming it and the version it replaces."""
+
+    BINDINGS = [Binding("escape,n", "dismiss(False)", "Keep"), Binding("y", "confirm", "Promote")]
+
+    def __init__(self, report_id: str, active_id: str | None, accepted: bool, baseline_id: str | None):
+        super().__init__()
+        self.report_id = report_id
+        self.active_id = active_id
+        self.accepted = accepted
+        self.baseline_id = baseline_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Static(Text("Promote the reviewed challenger?", style="bold"))
+            yield Static(Text.assemble(("active now   ", "dim"), (self.active_id or "built-in heuristic", "bold"),
+                                       "\n", ("will become  ", "dim"),
+                                       (f"the challenger of dry run {self.report_id}", "bold yellow")))
+            warnings = self.warnings()
+            note = ("It is saved as a new version exactly as reviewed; the change goes into the store's history "
+                    "and can be rolled back.")
+            if warnings:
+                note = ("Refused unless forced: " + " and ".join(warnings) + ". Force it from the command line: "
+                        f"--promote {self.report_id} --force --reason TEXT.")
+            yield Static(note, classes="note")
+            with Horizontal(classes="buttons"):
+                yield Button("Promote (y)", variant="warning", id="confirm", disabled=bool(warnings))
+                yield Button("Keep (esc)", variant="primary", id="keep")
+
+    def warnings(self) -> list[str]:
+        """Why the promotion would be refused without force."""
+        warnings = []
+        if not self.accepted:
+            warnings.append("its gates failed")
+        if self.baseline_id != self.active_id:
+            warnings.append(f"it was compared with {self.baseline_id or 'the heuristic'}, which is no longer "
+                            "active")
+        return warnings
+
+    def action_confirm(self) -> None:
+        if not self.warnings():
+            self.dismiss(True)
+
+    def on_mount(self) -> None:
+        self.query_one("#keep", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")
+
+
 class HelpScreen(ModalScreen[None]):
     """Every key of the console, with what it does."""
 
