@@ -12,40 +12,8 @@ from memabra.tui.app import MemabraConsole
 from memabra.tui.screens.details import ReportScreen, VersionScreen
 from memabra.tui.screens.modals import CheckScreen, ErrorScreen, HelpScreen, PolicyScreen, RollbackScreen
 from memabra.settings import Settings
+from tests.console_helpers import SIZE, make_app, notifications, settle, text_of
 from tests.console_store import add_off_policy
-
-SIZE = (120, 35)
-
-
-def make_app(base_dir, **settings) -> MemabraConsole:
-    """The console on base_dir, recording every notification it shows (toasts expire; the record does not)."""
-    app = MemabraConsole(base_dir, Settings(base_dir=base_dir, min_new_trajectories=10, **settings),
-                         poll_seconds=3600)
-    app.shown_notifications = []
-    show = app.notify
-
-    def record(message, **options):
-        app.shown_notifications.append(message)
-        show(message, **options)
-
-    app.notify = record
-    return app
-
-
-async def settle(pilot) -> None:
-    """Let every worker finish and every message they posted be handled."""
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-
-
-def notifications(app) -> list[str]:
-    return app.shown_notifications
-
-
-def text_of(app, selector: str) -> str:
-    return str(app.screen.query_one(selector, Static).render())
-
 
 async def test_main_screen_shows_status_versions_and_reports(history_store):
     app = make_app(history_store)
@@ -101,8 +69,8 @@ async def test_p_promotes_and_the_view_follows(history_store):
         await pilot.press("p")
         await settle(pilot)
         result = app.last_result
-        # Nothing new since the last cycle, so the challenger equals the baseline: a delta of 0 meets the gate of 0.
-        assert result["reward_delta"] == 0.0 and result["policy"]["min_reward_delta"] == 0.0
+        # 2,000 new trajectories since the last cycle: the challenger gains and meets the lenient gate of 0.
+        assert result["reward_delta"] >= 0.0 and result["policy"]["min_reward_delta"] == 0.0
         assert result["status"] == "promoted", result["reasons"]
         current = RouterVersionStore(history_store).current()
         versions = app.query_one("#versions", DataTable)

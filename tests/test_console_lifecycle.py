@@ -23,11 +23,11 @@ def status_line(app) -> str:
 
 
 async def test_q_cancels_a_running_cycle_and_it_writes_nothing(history_store, monkeypatch):
-    real_workflow = console_app.run_online_learning_workflow
+    real_workflow = console_app.workflow.run_cycle
     reached_dataset, finished = threading.Event(), threading.Event()
     results = []
 
-    def workflow_that_waits_in_dataset(**kwargs):
+    def workflow_that_waits_in_dataset(*args, **kwargs):
         on_event = kwargs.pop("on_event")
 
         def waiting(event):
@@ -37,12 +37,12 @@ async def test_q_cancels_a_running_cycle_and_it_writes_nothing(history_store, mo
                 kwargs["cancel"].wait(timeout=30)
 
         try:
-            results.append(real_workflow(on_event=waiting, **kwargs))
+            results.append(real_workflow(*args, on_event=waiting, **kwargs))
             return results[-1]
         finally:
             finished.set()
 
-    monkeypatch.setattr(console_app, "run_online_learning_workflow", workflow_that_waits_in_dataset)
+    monkeypatch.setattr(console_app.workflow, "run_cycle", workflow_that_waits_in_dataset)
     reports_before = ReportStore(history_store).ids()
     app = MemabraConsole(history_store, Settings(base_dir=history_store, min_new_trajectories=10), poll_seconds=3600)
     async with app.run_test(size=SIZE) as pilot:

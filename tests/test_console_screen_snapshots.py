@@ -48,7 +48,7 @@ def test_error_screen(console, snap_compare, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(console_app, "run_online_learning_workflow", broken)
+    monkeypatch.setattr(console_app.workflow, "run_cycle", broken)
 
     async def fail_a_cycle(pilot):
         await loaded(pilot)
@@ -61,7 +61,7 @@ def test_error_screen(console, snap_compare, monkeypatch):
 @pytest.fixture
 def paused_cycle(monkeypatch):
     """Cycles that stop at their dataset stage until the test releases them (or 60 s pass)."""
-    real_workflow = console_app.run_online_learning_workflow
+    real_workflow = console_app.workflow.run_cycle
     reached, release = threading.Event(), threading.Event()
 
     def workflow_paused_at_dataset(**kwargs):
@@ -75,7 +75,7 @@ def paused_cycle(monkeypatch):
 
         return real_workflow(on_event=pausing, **kwargs)
 
-    monkeypatch.setattr(console_app, "run_online_learning_workflow", workflow_paused_at_dataset)
+    monkeypatch.setattr(console_app.workflow, "run_cycle", workflow_paused_at_dataset)
     yield reached
     release.set()
 

@@ -19,7 +19,7 @@ from memabra.learning.exploration import ExplorationPolicy
 from memabra.learning.routers import HeuristicRouter, ScoringRouter
 from memabra.learning.train import train_router
 from memabra.models import BenchmarkMetrics, DeltaInterval, Outcome, Trajectory, UncertaintyEvidence
-from tests.conftest import run_main
+from tests.helpers import run_main
 
 
 def agent_log(count: int, seed: int = 5) -> list[Trajectory]:

@@ -15,9 +15,9 @@ from memabra.storage.store import Store
 from memabra.tui.screens.details import ReportScreen, VersionScreen
 from memabra.tui.screens.modals import PromoteScreen
 from memabra.workflow import CycleRequest, run_cycle
-from tests.conftest import run_main
-from tests.test_concurrency import start_cycle
-from tests.test_console import SIZE, make_app, settle
+from tests.helpers import run_main
+from tests.helpers import start_cli
+from tests.console_helpers import SIZE, make_app, settle
 
 
 def ok(*args):
@@ -98,7 +98,7 @@ def test_promote_while_a_cycle_holds_the_lock_exits_75_and_nothing_is_lost(seede
     report_id = ok("--base-dir", base, "--dry-run")["report_id"]
     seen = tmp_path / "seen.json"
     os.mkfifo(seen)  # the cycle holds the lock until the test writes its seen ids
-    cycle = start_cycle(seeded_store, "--seen-trajectory-store", str(seen))
+    cycle = start_cli("--base-dir", seeded_store, "--seen-trajectory-store", str(seen))
     while lock_holder(seeded_store) is None:
         assert cycle.poll() is None, cycle.communicate()
     code, out, err = run_main("--base-dir", base, "--promote", report_id)

@@ -13,8 +13,8 @@ from memabra.settings_file import EXAMPLE, parse_settings_text
 from memabra.storage.store import Store
 from memabra.storage.versions import RouterVersionStore
 from memabra.store_settings import save_store_settings
-from tests.conftest import ROOT, run_main
-from tests.test_console import SIZE, make_app, settle, text_of
+from tests.helpers import ROOT, run_main
+from tests.console_helpers import SIZE, make_app, settle, text_of
 
 
 def write_settings(base: Path, text: str) -> Path:

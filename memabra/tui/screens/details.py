@@ -125,7 +125,7 @@ class VersionScreen(DetailScreen):
             f"benchmark reward {number(metrics.get('avg_reward'))} · errors {percent(metrics.get('error_rate'))}"
             f" · latency {number(metrics.get('avg_latency_ms'), 0, ' ms')} · {metrics.get('task_count', '–')} tasks")
         segments = version.get("training_segments") or []
-        shown = ", ".join(segments[:4]) + (f" and {len(segments) - 4} more" if len(segments) > 4 else "")
+        shown = f"{len(segments):,} files (listed in the version's training_segments)" if segments else ""
         lineage = Text.assemble(
             ("replaced       ", "dim"), version.get("parent_version_id") or "the built-in heuristic", "\n",
             ("report         ", "dim"), version.get("report_id") or "none recorded", "\n",
