@@ -357,6 +357,8 @@ class CurrentRouter(Document):
     rollback_from: str | None = None
     rolled_back_at: datetime | None = None
     rollback_history: list[RollbackEntry] = Field(default_factory=list)
+    reason: str | None = None
+    """Why the change was made (a guard rollback's starts with `guard:`), when a reason was given."""
 
 
 ReportStatus = Literal["promoted", "rejected", "dry_run"]

@@ -118,6 +118,35 @@ class LockHolder(Result):
     operation: str | None
 
 
+class GuardInterval(Result):
+    """Promoted minus prior value, with its anytime-valid interval."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    method: str
+
+
+class GuardStatus(Result):
+    """The guard's section of the status: its mode, its verdict on the active version, and its last rollback."""
+
+    mode: Literal["off", "alert", "rollback"]
+    verdict: Literal["idle", "watching", "healthy", "regressed", "rolled_back"] | None = None
+    """None while the guard is off."""
+    alert: bool = False
+    """The active version regressed against its prior (in rollback mode the next `--guard-check` rolls it back)."""
+    reason: str
+    promoted_version_id: str | None = None
+    prior_version_id: str | None = None
+    served_count: int = 0
+    used_count: int = 0
+    min_traffic: int | None = None
+    difference: GuardInterval | None = None
+    last_guard_report_id: str | None = None
+    """The newest guard rollback's report (`guard-reports/<id>.json`)."""
+
+
 class StoreStatus(Result):
     """A snapshot of the store, always with the same keys."""
 
@@ -135,6 +164,8 @@ class StoreStatus(Result):
     latest_report: LatestReport | None
     lock: LockHolder | None
     recent_value: RecentValue | None
+    guard: GuardStatus | None = None
+    """The guard over the active version (null when the status was read without it)."""
 
 
 class Problem(Result):

@@ -6,17 +6,21 @@ from pathlib import Path
 
 from memabra.errors import MemabraError
 from memabra.evaluation.counterfactual import recent_value
+from memabra.guarding import GuardCheck, guard_status
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.versions import active_router
 from memabra.results import LatestReport, LockHolder, RecentValue, StoreStatus
+from memabra.settings import GuardSettings
 from memabra.storage.store import Store
 
 RECENT_TRAJECTORIES = 1000
 """How many of the newest training trajectories `recent_value` estimates the active router on."""
 
 
-def store_status(store: Store | Path, seen_trajectory_store: Path | None = None) -> StoreStatus:
-    """Always the same keys: current (or null), counts, the latest report and the lock holder (or null)."""
+def store_status(store: Store | Path, seen_trajectory_store: Path | None = None, guard: GuardSettings | None = None,
+                 guard_check: GuardCheck | None = None) -> StoreStatus:
+    """Always the same keys: current (or null), counts, the latest report, the lock holder (or null), and with the
+    guard's settings its verdict on the active version (`guard_check`: one already made)."""
     store = Store.of(store)
     seen = store.seen(seen_trajectory_store).read()
     index = ArtifactIndex.scan(store, set(seen.trajectory_ids), seen_segments=seen.segments)
@@ -41,6 +45,7 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None)
         latest_report=latest_report,
         lock=LockHolder(**holder) if holder else None,
         recent_value=active_router_recent_value(store, index),
+        guard=None if guard is None else guard_status(store, guard, guard_check),
     )
 
 
