@@ -166,3 +166,19 @@ def test_watch_starts_a_cycle_once_enough_trajectories_are_new(tmp_path):
     assert event["event"] == "cycle" and event["new_trajectory_count"] == 120
     assert event["status"] in ("promoted", "rejected") and (store.base_dir / "training-reports").is_dir()
     assert process.returncode == 143
+
+
+def test_the_console_words_the_guard_and_announces_a_guard_rollback(tmp_path):
+    from memabra.status import store_status
+    from memabra.tui.guard_panel import announcement, guard_text
+
+    store = bad_promotion(tmp_path / "store", 600)
+    status = store_status(store, guard=GuardSettings())
+    words = guard_text(status.guard).plain
+    assert "REGRESSED (alert)" in words and f"watching  {status.current.version_id}" in words
+    assert "600 served" in words and "Δvalue    -1.000" in words
+    assert announcement(status.guard, status.current.reason) is None
+    run_guard_check(store, GuardSettings(mode="rollback"))
+    status = store_status(store, guard=GuardSettings())
+    message = announcement(status.guard, status.current.reason)
+    assert message.startswith("The guard rolled back automatically") and status.guard.last_guard_report_id in message

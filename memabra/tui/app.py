@@ -23,6 +23,7 @@ from memabra.overview import Overview, ReportRow, VersionRow, load_overview, sto
 from memabra.results import CycleResult
 from memabra.settings import Settings
 from memabra.storage.store import Store
+from memabra.tui.guard_panel import GuardPanel, announcement, guard_text
 from memabra.tui.format import describe_gates, describe_outcome, number, percent, short_time, signed, status_text
 from memabra.tui.messages import CheckFinished, CycleFinished, CycleProgress, RolledBack, StoreLoaded
 from memabra.tui.screens.details import ReportScreen, VersionScreen
@@ -109,6 +110,7 @@ class MemabraConsole(App[int]):
         self.cycle_kind = ""
         self.last_result: CycleResult | None = None
         self.cancel_event = threading.Event()
+        self.announced_guard_report: str | None = None
 
     @property
     def main_screen(self) -> Screen:
@@ -124,6 +126,7 @@ class MemabraConsole(App[int]):
                     yield Static("reading the store…", id="status")
                     yield Label("", id="trend-label")
                     yield Sparkline([], id="trend")
+                    yield GuardPanel(id="guard-panel")
                 yield StagePanel(id="cycle-panel", classes="panel -idle")
             with Vertical(id="right"):
                 with Vertical(id="versions-panel", classes="panel"):
@@ -154,7 +157,7 @@ class MemabraConsole(App[int]):
     def reload(self) -> None:
         """Read the store in a thread and post what the main screen shows."""
         fingerprint = store_fingerprint(self.store)
-        overview = load_overview(self.store)
+        overview = load_overview(self.store, self.settings.guard)
         if not get_current_worker().is_cancelled:
             self.post_message(StoreLoaded(overview, fingerprint))
 
@@ -180,7 +183,19 @@ class MemabraConsole(App[int]):
             self.main_screen.query_one(StagePanel).show_outcome(outcome)
 
     def show_status(self, overview: Overview) -> None:
-        self.main_screen.query_one("#status", Static).update(status_text(overview, self.settings))
+        text = status_text(overview, self.settings)
+        guard = overview.status.guard if overview.status else None
+        if guard is not None:
+            text.append("\n")
+            text.append(guard_text(guard))
+        self.main_screen.query_one("#status", Static).update(text)
+        self.main_screen.query_one(GuardPanel).show(overview.guard)
+        current = overview.status.current if overview.status else None
+        message = announcement(guard, current.reason if current else None)
+        if message and guard.last_guard_report_id != self.announced_guard_report:
+            self.announced_guard_report = guard.last_guard_report_id
+            self.main_screen.query_one(StagePanel).log_line(message)
+            self.notify(message, title="Guard rollback", severity="error", timeout=24 * 3600)
         trend = overview.reward_trend
         sparkline = self.main_screen.query_one("#trend", Sparkline)
         sparkline.data = trend
