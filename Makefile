@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,server]'
+	$(PY) -m pip install --quiet -e '.[dev,server,console]'
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from memabra.errors import BadInputError, CorruptDocumentError
+from memabra.guarding import GUARD_REPORTS_DIR, GuardRollbackReport
 from memabra.learning.versions import router_from_dict
 from memabra.models import (VERSION_ID_PATTERN, CurrentRouter, HistoryEntry, ReviewedChallenger, RouterVersion,
                             TrainingReport)
@@ -44,7 +45,7 @@ class _StoreCheck:
         self.trajectories = store.trajectories
         self.problems: list[Problem] = []
         self.checked = {"files": 0, "trajectory_files": 0, "trajectories": 0, "invalid_trajectories": 0,
-                        "versions": 0, "reports": 0, "seen_ids": 0, "seen_segments": 0}
+                        "versions": 0, "reports": 0, "guard_reports": 0, "seen_ids": 0, "seen_segments": 0}
         self.stored_ids: set[str] = set()
         self.segment_keys: set[str] = set()
         self.intact_versions: set[str] = set()
@@ -87,11 +88,14 @@ class _StoreCheck:
                     self.read_timestamped(path, model, id_field, what, consequence)
                 else:
                     self.check_other_json(path)
+        guard_reports_dir = self.base_dir / GUARD_REPORTS_DIR
+        for path in self.files_in(guard_reports_dir):
+            self.check_guard_report(path)
         if seen is not None:
             self.check_seen_ids(seen)
         self.check_case_index()
         known_folders = {self.layout.trajectories_dir, self.layout.versions_dir, self.layout.reports_dir,
-                         *(getattr(self.layout, kept[0]) for kept in KEPT_DOCUMENTS)}
+                         *(getattr(self.layout, kept[0]) for kept in KEPT_DOCUMENTS), guard_reports_dir}
         known_files = {self.layout.current_path, self.layout.seen_path, self.layout.case_index_path}
         for path in files:
             if (path.suffix == ".json" and not path.name.startswith(".") and path.parent not in known_folders
@@ -259,6 +263,14 @@ class _StoreCheck:
             return
         self.checked["reports"] += 1
         self.read_timestamped(path, TrainingReport, "report_id", "training report", "it is no longer listed")
+
+    def check_guard_report(self, path: Path) -> None:
+        if not VERSION_ID_PATTERN.match(path.stem):
+            self.check_other_json(path)
+            return
+        self.checked["guard_reports"] += 1
+        self.read_timestamped(path, GuardRollbackReport, "report_id", "guard report",
+                              "the rollback it explains stays in current.json's reason")
 
     def read_seen(self) -> SeenTrajectories | None:
         path = self.layout.seen_path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import threading
 import traceback
@@ -27,6 +28,7 @@ from memabra.errors import (
     EXIT_CHECK_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_REGRESSED,
     EXIT_UNEXPECTED,
     BadInputError,
     MemabraError,
@@ -88,6 +90,13 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
+def _positive_seconds(value: str) -> float:
+    number = _finite_float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not above 0; give a number of seconds such as 5")
+    return number
+
+
 def _finite_float(value: str) -> float:
     try:
         number = float(value)
@@ -130,8 +139,8 @@ def build_parser(prog: str = "python -m memabra.cli") -> argparse.ArgumentParser
         prog=prog,
         description="Run one online-learning cycle of memabra's router (or inspect, roll back, fill the store). "
                     "Prints one JSON document on stdout.",
-        epilog="Exit codes: 0 done, 1 unexpected error, 2 bad input, 4 check found problems, 75 base dir locked, "
-               "130 interrupted.",
+        epilog="Exit codes: 0 done, 1 unexpected error, 2 bad input, 3 the guard found a regression (or rolled it "
+               "back), 4 check found problems, 75 base dir locked, 130 interrupted, 143 a watch stopped by SIGTERM.",
     )
     actions = parser.add_argument_group("actions (default: run one cycle)")
     action = actions.add_mutually_exclusive_group()
@@ -148,6 +157,17 @@ def build_parser(prog: str = "python -m memabra.cli") -> argparse.ArgumentParser
                         help="verify every file of the store and say how to repair what is wrong "
                              "(exit 4 when problems are found)")
     changes.add_flags(action, parser)
+    action.add_argument("--guard-check", action="store_true",
+                        help="check once whether the active version regressed against its prior version on the "
+                             "traffic it served; prints {\"verdict\": ...} (exit 3 on regressed or rolled_back)")
+    action.add_argument("--watch", action="store_true",
+                        help="keep running: on new trajectories run the guard and, once enough are new, a cycle; "
+                             "one JSON line per event; stop with SIGTERM or Ctrl-C")
+    parser.add_argument("--watch-interval", metavar="SECONDS", type=_positive_seconds, default=5.0,
+                        help="with --watch: seconds between looks at the store (default 5)")
+    parser.add_argument("--guard-mode", choices=("off", "alert", "rollback"),
+                        help="the guard's mode ([guard] mode in memabra.toml; default alert): rollback makes a "
+                             "regression roll back to the prior version")
     parser.add_argument("--repair", action="store_true",
                         help="with --check: fix what can be fixed without losing data (unreadable files move to "
                              "<base-dir>/quarantine/)")
@@ -174,7 +194,8 @@ def build_parser(prog: str = "python -m memabra.cli") -> argparse.ArgumentParser
 
 def settings_of(args: argparse.Namespace) -> Settings:
     """The settings the flags name, over the environment and the defaults."""
-    return resolve_settings(**{name: getattr(args, name) for name in setting_fields()})
+    guard = {"guard": {"mode": args.guard_mode}} if getattr(args, "guard_mode", None) else {}
+    return resolve_settings(**{name: getattr(args, name) for name in setting_fields()}, **guard)
 
 
 class StderrProgress:
@@ -249,7 +270,11 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> Bas
     elif args.status:
         from memabra.status import store_status
 
-        result = store_status(store, args.seen_trajectory_store, settings)
+        result = store_status(store, args.seen_trajectory_store, settings, guard=settings.guard)
+    elif args.guard_check:
+        from memabra.guarding import run_guard_check
+
+        result = run_guard_check(store, settings.guard)
     elif args.list_versions:
         result = {"versions": store.versions.list_versions()}
     elif changes.wanted(args):
@@ -316,8 +341,12 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
     try:
         args = build_parser(prog).parse_args(argv)
         args.command_line = " ".join([prog, *argv])
+        if args.watch:
+            return _watch(args)
         result = _run(args, cancel)
         _emit(result)
+        if args.guard_check:
+            return EXIT_REGRESSED if result.verdict in ("regressed", "rolled_back") else EXIT_OK
         return EXIT_CHECK_FAILED if args.check and not result["healthy"] else EXIT_OK
     except SettingError as exc:
         return _fail(exc.worded(flag_of), exc.exit_code, debug)
@@ -333,6 +362,45 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
     except Exception as exc:  # noqa: BLE001 - the last line of defence prints one line, not a traceback
         return _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
                      EXIT_UNEXPECTED, debug)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """`--watch`: JSON lines on stdout until SIGTERM (exit 143) or Ctrl-C (exit 130), each stopping it cleanly."""
+    from memabra.watching import watch_store
+
+    settings = settings_of(args)
+    check_base_dir(settings.base_dir)
+    store = Store(settings.base_dir)
+    stop, received = threading.Event(), []
+
+    def stopping(signum, frame) -> None:
+        received.append(signum)
+        stop.set()
+
+    previous = {signum: signal.signal(signum, stopping) for signum in (signal.SIGTERM, signal.SIGINT)}
+    request = lambda: cycle_request(store, settings, seen_trajectory_store=args.seen_trajectory_store,  # noqa: E731
+                                    case_index=args.case_index)
+    request()  # a bad suite, executor or path is refused before the watch starts
+    print(f"watch: watching {store.base_dir} every {args.watch_interval:g} s (guard {settings.guard.mode}, a cycle "
+          f"at {settings.min_new_trajectories} new trajectories); stop with SIGTERM or Ctrl-C", file=sys.stderr,
+          flush=True)
+    out = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # a user's executor may print; stdout is the event stream
+            summary = watch_store(store, settings, request, interval=args.watch_interval, stop=stop,
+                                  emit=lambda document: _emit_line(out, document))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    name = signal.Signals(received[0]).name if received else "request"
+    print(f"watch: stopped by {name} after {summary.looks} looks, {summary.guard_checks} guard checks, "
+          f"{summary.cycles} cycles and {summary.rollbacks} guard rollbacks", file=sys.stderr, flush=True)
+    return 128 + received[0] if received else EXIT_OK
+
+
+def _emit_line(out, document: dict[str, Any]) -> None:
+    out.write(orjson.dumps(document).decode() + "\n")
+    out.flush()
 
 
 def _fail(message: str, code: int, debug: bool) -> int:

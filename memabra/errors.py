@@ -8,6 +8,9 @@ from typing import Callable
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
+EXIT_REGRESSED = 3
+"""`--guard-check` found the active version regressed against its prior (`regressed`), or rolled it back
+(`rolled_back`): a cron job can alert on it."""
 EXIT_CHECK_FAILED = 4
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130

@@ -407,7 +407,7 @@ class CurrentRouter(Document):
     rolled_back_at: datetime | None = None
     rollback_history: list[RollbackEntry] = Field(default_factory=list)
     reason: str | None = None
-    """Why the operator made the change (`--reason`), when one was given."""
+    """Why the change was made (`--reason`, or a guard rollback's `guard: ...`), when a reason was given."""
 
 
 ReportStatus = Literal["promoted", "rejected", "dry_run"]

@@ -12,11 +12,12 @@ from memabra.evaluation.benchmark import BenchmarkSuite
 from memabra.evaluation.counterfactual import recent_value
 from memabra.evaluation.evaluator import Evaluator, Executor
 from memabra.evaluation.evidence import newest_logged
+from memabra.guarding import GuardCheck, evaluate_guard
 from memabra.learning.routers import HeuristicRouter
 from memabra.learning.versions import load_version_router
 from memabra.models import GateResult, OffPolicySection
 from memabra.results import StoreStatus
-from memabra.settings import Settings
+from memabra.settings import GuardSettings, Settings
 from memabra.status import store_status
 from memabra.storage.atomic import read_json
 from memabra.storage.folders import TimestampedFolder
@@ -62,6 +63,8 @@ class Overview:
     versions: list[VersionRow]
     reports: list[ReportRow]
     problems: list[str] = field(default_factory=list)
+    guard: GuardCheck | None = None
+    """The guard's check of the active version with its running values (none while the guard is off)."""
 
     @property
     def reward_trend(self) -> list[float]:
@@ -124,18 +127,22 @@ def short_gate_reason(gate: dict[str, Any]) -> str:
 
 
 def load_overview(store: Store | Path, settings: Settings | None = None) -> Overview:
-    """Status, versions and reports of a store; a damaged part becomes a problem line instead of an error."""
+    """Status, versions and reports of a store (with the settings' guard, its check too); a damaged part becomes a
+    problem line instead of an error."""
     store = Store.of(store)
     problems: list[str] = []
+    check = None
     try:
-        status = store_status(store, settings=settings)
+        if guard is not None and guard.mode != "off":
+            check = evaluate_guard(store, guard, trace=True)
+        status = store_status(store, settings=settings, guard=guard, guard_check=check)
     except MemabraError as exc:
         status = None
         problems.append(str(exc))
     active_id = status.current.version_id if status and status.current else None
     versions = version_rows(store, active_id, problems)
     reports = report_rows(store, problems)
-    return Overview(status=status, versions=versions, reports=reports, problems=problems)
+    return Overview(status=status, versions=versions, reports=reports, problems=problems, guard=check)
 
 
 def store_fingerprint(store: Store | Path) -> tuple:

@@ -145,6 +145,35 @@ class EffectiveSetting(Result):
     source: Literal["flag", "environment", "memabra.toml", "default"]
 
 
+class GuardInterval(Result):
+    """Promoted minus prior value, with its anytime-valid interval."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    method: str
+
+
+class GuardStatus(Result):
+    """The guard's section of the status: its mode, its verdict on the active version, and its last rollback."""
+
+    mode: Literal["off", "alert", "rollback"]
+    verdict: Literal["idle", "watching", "healthy", "regressed", "rolled_back"] | None = None
+    """None while the guard is off."""
+    alert: bool = False
+    """The active version regressed against its prior (in rollback mode the next `--guard-check` rolls it back)."""
+    reason: str
+    promoted_version_id: str | None = None
+    prior_version_id: str | None = None
+    served_count: int = 0
+    used_count: int = 0
+    min_traffic: int | None = None
+    difference: GuardInterval | None = None
+    last_guard_report_id: str | None = None
+    """The newest guard rollback's report (`guard-reports/<id>.json`)."""
+
+
 class StoreStatus(Result):
     """A snapshot of the store, always with the same keys."""
 
@@ -166,6 +195,8 @@ class StoreStatus(Result):
     """Null until the active version's report holds an off-policy estimate and recent traffic can be estimated."""
     settings: dict[str, EffectiveSetting] = Field(default_factory=dict)
     """Every setting (the gates by their own names) with its effective value and where it came from."""
+    guard: GuardStatus | None = None
+    """The guard over the active version (null when the status was read without it)."""
 
 
 class Problem(Result):

@@ -8,11 +8,12 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from memabra.evaluation.gates import PromotionPolicy
+from memabra.evaluation.guard import GuardPolicy
 from memabra.models import GatePolicy
 from memabra.settings_file import FILE_NAME, REFERENCE_PATH, flat_keys, read_settings_file, settings_reference
 
@@ -27,6 +28,25 @@ _store_file_values: ContextVar[dict[str, Any]] = ContextVar("store_file_values",
 
 def _group(name: str, metavar: str | None = None) -> dict[str, Any]:
     return {"group": name, **({"metavar": metavar} if metavar else {})}
+
+
+class GuardSettings(GuardPolicy):
+    """The guard over the active version's live traffic (`[guard]` in memabra.toml): what it does on a regression,
+    and the statistics' settings, defaulting to those bench/guard.py measured (bench/results/guard.json)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    mode: Literal["off", "alert", "rollback"] = "alert"
+    """`off`: nothing watches (`--guard-check` still reports); `alert`: a regression is marked in `--status` and the
+    console; `rollback`: a regression also rolls back to the prior version, with the reason `guard: ...`."""
+
+    max_importance_weight: float = Field(25.0, gt=1.0)
+    """Bound on importance weights the `dr` sequence relies on: 1 / the smallest logged propensity (25 is the
+    default epsilon-greedy 0.2 over 5 candidates, the measured case); larger weights are capped and counted."""
+
+    def policy(self) -> GuardPolicy:
+        """The statistical policy alone (what memabra.evaluation.guard reads)."""
+        return GuardPolicy(**self.model_dump(exclude={"mode"}))
 
 
 class Settings(BaseSettings):
@@ -53,6 +73,10 @@ class Settings(BaseSettings):
 
     gates: PromotionPolicy = Field(default_factory=PromotionPolicy)
     """The promotion gates; each is also a setting of its own name (`min_reward_delta`, ...)."""
+
+    guard: GuardSettings = Field(default_factory=GuardSettings)
+    """The guard over the active version's live traffic (`[guard]` in memabra.toml; `--guard-mode` on the
+    command line)."""
 
     benchmark_concurrency: int = Field(4, ge=1, json_schema_extra=_group("benchmark", "N"))
     """Benchmark tasks executed at once (threads); 1 runs them one by one. Results keep the suite's order."""
@@ -153,12 +177,13 @@ class _GateEnvironment(PydanticBaseSettingsSource):
 
 
 def setting_fields() -> dict[str, FieldInfo]:
-    """Every setting a front end offers, by name, the gates by their own names, in declaration order."""
+    """Every flat setting a front end offers, by name, the gates by their own names, in declaration order; other
+    nested models (the guard) are tables of the settings file, not flags."""
     fields: dict[str, FieldInfo] = {}
     for name, info in Settings.model_fields.items():
         if name == "gates":
             fields.update(GatePolicy.model_fields)
-        else:
+        elif not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)):
             fields[name] = info
     return fields
 

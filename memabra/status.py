@@ -7,23 +7,25 @@ from pathlib import Path
 
 from memabra.errors import MemabraError
 from memabra.evaluation.counterfactual import recent_value
+from memabra.guarding import GuardCheck, guard_status
 from memabra.learning.dataset import dataset_builder
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.versions import active_router
 from memabra.models import CurrentRouter
 from memabra.results import (DriftSignal, EffectiveSetting, LatestReport, LockHolder, RecentValue,
                              StoreStatus)
-from memabra.settings import GATE_FIELDS, Settings, load_settings
+from memabra.settings import GATE_FIELDS, GuardSettings, Settings, load_settings
 from memabra.storage.store import Store
 
 RECENT_TRAJECTORIES = 1000
 """How many of the newest training trajectories `recent_value` estimates the active router on."""
 
 
-def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
-                 settings: Settings | None = None) -> StoreStatus:
-    """Always the same keys: current (or null), counts, the latest report, the lock holder (or null) and every
-    effective setting with its source (the store's own settings unless given)."""
+def store_status(store: Store | Path, seen_trajectory_store: Path | None = None, settings: Settings | None = None,
+                 guard: GuardSettings | None = None, guard_check: GuardCheck | None = None) -> StoreStatus:
+    """Always the same keys: current (or null), counts, the latest report, the lock holder (or null), every
+    effective setting with its source (the store's own settings unless given) and, with the guard's settings, its
+    verdict on the active version (`guard_check`: one already made)."""
     store = Store.of(store)
     settings = settings or load_settings(base_dir=store.base_dir)
     seen = store.seen(seen_trajectory_store).read()
@@ -53,6 +55,7 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
         recent_value=recent,
         drift=drift_signal(store, current, recent),
         settings=effective_settings(settings),
+        guard=None if guard is None else guard_status(store, guard, guard_check),
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from memabra.evaluation.confidence import (BettingSequence, EmpiricalBernsteinSequence, ImportanceWeightedSequence,
                                            SequenceInterval)
@@ -31,6 +31,8 @@ MODEL_SHRINKAGE = 2.0
 
 class GuardPolicy(BaseModel):
     """When a promoted version counts as regressed, healthy, or still watched."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     margin: float = Field(0.01, ge=0.0)
     """The promoted version regresses when its value is below the prior's by more than this, with confidence."""

@@ -94,17 +94,25 @@ class RouterVersionStore:
                             previous_version_id=current.prior_version_id, report_id=current.report_id)
         return current
 
-    def rollback(self, version_id: str, reason: str | None = None, command: str | None = None) -> CurrentRouter:
-        """Make an earlier version current again, keeping the audit trail; returns the new current document."""
+    def rollback(self, version_id: str, reason: str | None = None, command: str | None = None,
+                 expected_active: str | None = None) -> CurrentRouter:
+        """Make an earlier version current again, keeping the audit trail; returns the new current document.
+        With `expected_active`, refuse (under the lock) unless that version is still the active one."""
         validate_timestamp_id(version_id, "version id")
         with StoreLock(self.layout, "rollback"):
             target = self.get_version(version_id)
             try:
                 previous = self.current()
             except CorruptDocumentError:
+                if expected_active is not None:
+                    raise
                 # Rolling back is how an operator repairs an unreadable current.json: set it aside, then replace it.
                 quarantine_file(self.layout, self.current_file.path)
                 previous = None
+            if expected_active is not None and (previous is None or previous.version_id != expected_active):
+                active = previous.version_id if previous else "the built-in heuristic"
+                raise BadInputError(f"version {expected_active} is no longer active ({active} is); nothing was "
+                                    "rolled back")
             if previous and previous.version_id == version_id:
                 raise BadInputError(f"version {version_id} is already active; nothing to roll back")
             now = utc_now()

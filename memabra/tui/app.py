@@ -24,6 +24,7 @@ from memabra.results import CycleResult
 from memabra.settings import Settings, reload_settings
 from memabra.storage.store import Store
 from memabra.store_settings import save_store_settings
+from memabra.tui.guard_panel import GuardPanel, announcement, guard_text
 from memabra.tui.format import (describe_gates, describe_outcome, describe_sources, number, percent, short_time,
                                 signed, status_text)
 from memabra.tui.messages import CheckFinished, CycleFinished, CycleProgress, RolledBack, StoreLoaded
@@ -112,6 +113,7 @@ class MemabraConsole(App[int]):
         self.cycle_kind = ""
         self.last_result: CycleResult | None = None
         self.cancel_event = threading.Event()
+        self.announced_guard_report: str | None = None
 
     @property
     def main_screen(self) -> Screen:
@@ -128,6 +130,7 @@ class MemabraConsole(App[int]):
                     yield Label("", id="trend-label")
                     yield Sparkline([], id="trend")
                     yield Static("", id="settings-sources")
+                    yield GuardPanel(id="guard-panel")
                 yield StagePanel(id="cycle-panel", classes="panel -idle")
             with Vertical(id="right"):
                 with Vertical(id="versions-panel", classes="panel"):
@@ -186,6 +189,19 @@ class MemabraConsole(App[int]):
     def show_status(self, overview: Overview) -> None:
         self.main_screen.query_one("#status", Static).update(status_text(overview, self.settings))
         self.main_screen.query_one("#settings-sources", Static).update(describe_sources(self.settings))
+        text = status_text(overview, self.settings)
+        guard = overview.status.guard if overview.status else None
+        if guard is not None:
+            text.append("\n")
+            text.append(guard_text(guard))
+        self.main_screen.query_one("#status", Static).update(text)
+        self.main_screen.query_one(GuardPanel).show(overview.guard)
+        current = overview.status.current if overview.status else None
+        message = announcement(guard, current.reason if current else None)
+        if message and guard.last_guard_report_id != self.announced_guard_report:
+            self.announced_guard_report = guard.last_guard_report_id
+            self.main_screen.query_one(StagePanel).log_line(message)
+            self.notify(message, title="Guard rollback", severity="error", timeout=24 * 3600)
         trend = overview.reward_trend
         sparkline = self.main_screen.query_one("#trend", Sparkline)
         sparkline.data = trend
