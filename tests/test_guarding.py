@@ -17,7 +17,7 @@ from memabra.guarding import GuardRollbackReport, evaluate_guard, guard_reports,
 from memabra.learning.routers import HeuristicRouter
 from memabra.settings import GuardSettings, Settings, setting_fields
 from memabra.storage.store import Store
-from tests.conftest import ROOT, run_main
+from tests.helpers import ROOT, run_main
 from tests.guard_store import anti_heuristic, bad_promotion, honest_promotion, promoted_store, serve
 
 
