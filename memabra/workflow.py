@@ -18,6 +18,7 @@ from memabra.evaluation.evaluator import Evaluation, Evaluator, Executor
 from memabra.evaluation.offpolicy import mean_interval
 from memabra.learning.dataset import DatasetBuilder, TrainingStats, dataset_builder
 from memabra.learning.routers import HeuristicRouter, ScoringRouter
+from memabra.learning.engines import ScanEngine
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.train import train_router
 from memabra.learning.versions import load_version_router
@@ -135,7 +136,7 @@ class _Cycle:
         seen = self.seen.read()
         index = ArtifactIndex.scan(self.store, set(seen.trajectory_ids), seen_segments=seen.segments,
                                    on_file=lambda done, total: self.emit("scan", done, total, "reading trajectories"),
-                                   builder=self.builder)
+                                   builder=self.builder, engine=ScanEngine.of(self.settings))
         unreadable = [entry.file for entry in index.invalid if entry.position == UNREADABLE_FILE]
         self.emit("scan", 1, 1, f"{index.training_count} training trajectories, {len(index.unseen_ids)} new, "
                                 f"{len(index.invalid)} invalid"
