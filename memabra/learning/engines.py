@@ -99,6 +99,8 @@ class ScanEngine:
 
     def start(self, base_dir: Path, builder: DatasetBuilder, uncached: list[TrajectoryFile]) -> SegmentJobs:
         """Submit `uncached` (sealed segments, oldest first) to this engine's executor, the newest first."""
+        if self.name == "dask":
+            _require_dask()
         if self.name == "local" or not uncached:
             return SegmentJobs()
         if self.name == "process":
@@ -130,14 +132,20 @@ def _pool_context():
     return context
 
 
-def _dask_client(address: str | None):
-    """A Dask client on the scheduler at `address`, or on a local cluster started for this scan; and how to close
-    both."""
+def _require_dask() -> None:
     try:
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401
     except ImportError:
         raise SettingError("engine", "{setting:engine} dask needs Dask, which is not installed: "
                                      "pip install 'memabra[dask]'") from None
+
+
+def _dask_client(address: str | None):
+    """A Dask client on the scheduler at `address`, or on a local cluster started for this scan; and how to close
+    both."""
+    _require_dask()
+    from distributed import Client, LocalCluster
+
     if address:
         try:
             client = Client(address, timeout="10s")
