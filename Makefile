@@ -34,8 +34,10 @@ run: demo-data
 	$(VENV)/bin/memabra --base-dir $(BASE_DIR)
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dask]'
 	$(PY) -m bench
 	$(PY) -m bench.server
+	$(PY) -m bench.engines
 
 # Learners compared on both shipped worlds (true value as a share of the oracle); needs the bench extra (VW).
 bench-learners: $(STAMP)

@@ -47,10 +47,10 @@ def cycle(base_dir: str, min_new: str = "0") -> dict:
     featurise = [0.0]
     original_stats = dataset.DatasetBuilder.stats
 
-    def timed_stats(self, trajectories):
+    def timed_stats(self, trajectories, *args, **kwargs):
         start = time.perf_counter()
         try:
-            return original_stats(self, trajectories)
+            return original_stats(self, trajectories, *args, **kwargs)
         finally:
             featurise[0] += time.perf_counter() - start
 

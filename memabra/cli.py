@@ -128,7 +128,7 @@ def _flag_options(name: str, info: FieldInfo) -> dict[str, Any]:
         options["metavar"] = extra["metavar"]
     default = info.get_default(call_default_factory=True)
     shown = "none" if default in (None, []) else default
-    what = " ".join((info.description or "").split())
+    what = " ".join((info.description or "").split()).replace("%", "%%")  # argparse formats help with %
     options["help"] = f"{what} (default {shown}; also {ENV_PREFIX}{name.upper()})"
     return options
 

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     benchmark_timeout: float | None = Field(None, gt=0.0, json_schema_extra=_group("benchmark", "SECONDS"))
     """Seconds one benchmark task may take before it counts as an error outcome (none: no limit)."""
 
+    engine: Literal["local", "process", "dask"] = Field("process", json_schema_extra=_group("cycle"))
+    """Where a scan summarises stored segments it has no cached summary of: local (in its own process), process (a
+    local process pool, when enough segments need it to repay its start-up) or dask (a Dask cluster; needs
+    memabra[dask])."""
+
+    dask_address: str | None = Field(None, json_schema_extra=_group("cycle", "tcp://HOST:PORT"))
+    """Scheduler of the Dask cluster the dask engine uses; its workers must see the store at the same path
+    (none: start a local cluster of two worker processes)."""
+
     half_life: float | None = Field(1000.0, gt=0.0, json_schema_extra=_group("learning", "N"))
     """Trajectories after which a logged decision counts half in training, so recent traffic wins after a drift
     (none: nothing decays). Measured on the support-desk world: 98% of a new-logs-only fit after a drift, under a

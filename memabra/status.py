@@ -9,6 +9,7 @@ from memabra.errors import MemabraError
 from memabra.evaluation.counterfactual import recent_value
 from memabra.guarding import GuardCheck, guard_status
 from memabra.learning.dataset import dataset_builder
+from memabra.learning.engines import ScanEngine
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.versions import active_router
 from memabra.models import CurrentRouter
@@ -30,7 +31,7 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
     settings = settings or load_settings(base_dir=store.base_dir)
     seen = store.seen(seen_trajectory_store).read()
     index = ArtifactIndex.scan(store, set(seen.trajectory_ids), seen_segments=seen.segments,
-                               builder=dataset_builder(settings))
+                               builder=dataset_builder(settings), engine=ScanEngine.of(settings))
     report = store.reports.newest_readable()
     latest_report = None if report is None else LatestReport(
         report_id=report.report_id, status=report.status, finished_at=report.finished_at,

@@ -19,6 +19,7 @@ from memabra.evaluation.evidence import benchmark_reward_delta, doubly_robust_in
 from memabra.evaluation.reward_model import CrossFittedRewardModel
 from memabra.learning.dataset import TrainingStats, dataset_builder
 from memabra.learning.routers import HeuristicRouter, ScoringRouter
+from memabra.learning.engines import ScanEngine
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.train import train_router
 from memabra.learning.versions import load_version_router
@@ -157,7 +158,7 @@ class _Cycle:
         seen = self.seen.read()
         index = ArtifactIndex.scan(self.store, set(seen.trajectory_ids), seen_segments=seen.segments,
                                    on_file=lambda done, total: self.emit("scan", done, total, "reading trajectories"),
-                                   builder=self.builder)
+                                   builder=self.builder, engine=ScanEngine.of(self.settings))
         unreadable = [entry.file for entry in index.invalid if entry.position == UNREADABLE_FILE]
         self.emit("scan", 1, 1, f"{index.training_count} training trajectories, {len(index.unseen_ids)} new, "
                                 f"{len(index.invalid)} invalid"

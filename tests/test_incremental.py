@@ -1,12 +1,10 @@
 """Cached per-segment summaries: a cycle reads only what is new, and learns exactly what a full retrain learns."""
 
 import json
-import tempfile
 
 import numpy as np
 import pytest
 
-from memabra.learning import scan
 from memabra.learning.dataset import DatasetBuilder
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.train import train_router
@@ -198,39 +196,3 @@ def test_a_cycle_holds_out_at_most_max_held_out_trajectories(seeded_store, monke
     result = run_online_learning_workflow(base_dir=seeded_store, dry_run=True)
     assert result["off_policy"]["held_out_count"] == 50, "20% of 2,000 new would be 400"
     assert result["training_trajectory_count"] == 2000 - 50
-
-
-def test_a_scan_shared_with_a_worker_process_equals_a_scan_alone(seeded_store, tmp_path, monkeypatch):
-    base = tmp_path / "small-segments"
-    with TrajectoryWriter(base, max_documents=150) as writer:
-        writer.append_many(t.model_dump(mode="json") for t in TrajectoryStore(seeded_store).load_all()[0])
-    monkeypatch.setattr(scan, "PARALLEL_MIN_SEGMENTS", 10**9)
-    alone = ArtifactIndex.scan(base, set())
-    for path in cache_files(base):
-        path.unlink()
-    summarise = scan.summarise_file
-    summarised_here = []
-
-    def claims_made() -> int:
-        return sum(len(list(folder.iterdir())) for folder in tmp_path.glob("memabra-claims-*"))
-
-    def summarise_once_the_worker_has_claimed(*args, **kwargs):
-        # Only in this process: the scan claimed one segment per call, so any claim beyond those is the worker's.
-        summarised_here.append(1)
-        wait_until(lambda: claims_made() > len(summarised_here), 60, "the worker process claimed no segment")
-        return summarise(*args, **kwargs)
-
-    from_worker = []
-    wait_for = scan._SegmentWorker.wait_for
-    monkeypatch.setattr(scan, "summarise_file", summarise_once_the_worker_has_claimed)
-    monkeypatch.setattr(scan._SegmentWorker, "wait_for",
-                        lambda self, item: wait_for(self, item) and not from_worker.append(item.key))
-    monkeypatch.setattr(scan, "PARALLEL_MIN_SEGMENTS", 2)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    shared = ArtifactIndex.scan(base, set())
-    assert len(alone.files) == 14 and from_worker and set(from_worker) < set(alone.files)
-    assert shared.files == alone.files and shared.unseen_ids == alone.unseen_ids
-    assert [s.ids for s in shared.summaries] == [s.ids for s in alone.summaries]
-    for ours, theirs in zip(shared.summaries, alone.summaries):
-        assert np.array_equal(ours.stats.gram, theirs.stats.gram) and ours.stats.count == theirs.stats.count
-    assert len(cache_files(base)) == 14 and not list(tmp_path.glob("memabra-claims-*"))

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from memabra.learning.dataset import DatasetBuilder, TrainingStats, decay_factor
 from memabra.learning.pair_features import LearnerConfig
-from memabra.learning.summaries import SummaryCache, claim_segment, summarise_file
+from memabra.learning.engines import ScanEngine
+from memabra.learning.id_hashes import SortedIdHashes, earlier_duplicates, id_hashes
+from memabra.learning.summaries import SummaryCache, summarise_file
 from memabra.models import Trajectory
 from memabra.storage.store import Store
 from memabra.storage.trajectories import UNREADABLE_FILE, InvalidTrajectory, gc_paused
@@ -36,44 +32,46 @@ class ArtifactIndex:
 
     @classmethod
     def scan(cls, store: Store | Path, seen_ids: set[str], on_file=None, seen_segments=frozenset(),
-             builder: "DatasetBuilder | None" = None) -> "ArtifactIndex":
-        """Summarise every trajectory file (from the cache where it can); `on_file(done, total)` reports progress.
+             builder: "DatasetBuilder | None" = None, engine: ScanEngine | None = None) -> "ArtifactIndex":
+        """Summarise every trajectory file (from the cache where it can, else through `engine`'s workers, else
+        itself); `on_file(done, total)` reports progress.
 
         `seen_segments` are segments whose every training trajectory was already used by a cycle.
         """
         builder = builder or DatasetBuilder()
+        engine = engine or ScanEngine()
         store = Store.of(store)
         trajectories = store.trajectories
         cache = SummaryCache(store.layout, builder)
         files = trajectories.files()
         cached = {item.key: cache.load(item) for item in files if item.sealed}
         uncached = [item for item in files if item.sealed and cached[item.key] is None]
-        worker = _SegmentWorker.start(store.base_dir, builder, uncached)
         summaries = []
-        known: set[str] = set()
+        met = SortedIdHashes()
         unseen: list[str] = []
         seen_segments = frozenset(seen_segments)
-        try:
+        with engine.start(store.base_dir, builder, uncached) as jobs:
             for done, item in enumerate(files, start=1):
                 summary = cached.get(item.key)
-                if summary is None and not worker.claim(item) and worker.wait_for(item):
-                    summary = cache.load(item)
+                if summary is None and item.sealed:
+                    summary = jobs.result(item)
                 if summary is None:
                     with gc_paused():
                         summary = summarise_file(trajectories, item, builder)
                     if item.sealed:
                         cache.save(item, summary)
                 with gc_paused():
-                    if not known.isdisjoint(summary.ids):
-                        summary = summarise_file(trajectories, item, builder, skip_ids=known)
-                    known.update(summary.ids)
+                    hashes = id_hashes(summary.ids)
+                    duplicates = earlier_duplicates(summary.ids, hashes, met, (s.ids for s in summaries))
+                    if duplicates:
+                        summary = summarise_file(trajectories, item, builder, skip_ids=duplicates)
+                        hashes = id_hashes(summary.ids)
+                    met.add(hashes)
                     summaries.append(summary)
                     if item.key not in seen_segments:
                         unseen.extend(tid for tid in summary.training_ids if tid not in seen_ids)
                 if on_file:
                     on_file(done, len(files))
-        finally:
-            worker.stop()
         return cls(store, builder.config, summaries, unseen, seen_segments)
 
     @property
@@ -168,61 +166,3 @@ class ArtifactIndex:
 
 NEGLIGIBLE_WEIGHT = 1e-9
 """A file whose decay factor is below this adds nothing a float can hold next to the newer files: skipped."""
-PARALLEL_MIN_SEGMENTS = 6
-"""A scan summarises uncached segments in a second process too only when at least this many need it: the worker's
-start-up (a fresh interpreter importing memabra, about 0.3 s) must be repaid."""
-
-
-class _SegmentWorker:
-    """A second process (`python -m memabra.learning.segment_worker`) summarising and caching uncached segments from
-    the newest back while the scan works from the oldest forward; each side claims a segment before working on it.
-
-    A subprocess rather than multiprocessing: it never re-runs the caller's main module, and is safe to start from a
-    threaded program such as the console.
-    """
-
-    def __init__(self, process: subprocess.Popen | None = None, claims: Path | None = None, keys: list[str] = ()):
-        self.process = process
-        self.claims = claims
-        self.keys = list(keys)
-        self.finished: set[str] = set()
-
-    @classmethod
-    def start(cls, base_dir: Path, builder: "DatasetBuilder", uncached: list) -> "_SegmentWorker":
-        if len(uncached) < PARALLEL_MIN_SEGMENTS or (os.cpu_count() or 1) < 2:
-            return cls()
-        claims = Path(tempfile.mkdtemp(prefix="memabra-claims-"))
-        offered = list(reversed(uncached[len(uncached) // 3:]))
-        request = {"base_dir": str(base_dir), "claims": str(claims), "config": builder.config.to_dict(),
-                   "segments": [[item.key, str(item.path)] for item in offered]}
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        try:
-            process = subprocess.Popen([sys.executable, "-m", "memabra.learning.segment_worker", json.dumps(request)],
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                       env=env)
-        except OSError:
-            shutil.rmtree(claims, ignore_errors=True)
-            return cls()
-        return cls(process, claims, [item.key for item in offered])
-
-    def claim(self, item) -> bool:
-        """Whether the scan may summarise `item` itself (the worker has not claimed it)."""
-        return self.claims is None or claim_segment(self.claims, item.key)
-
-    def wait_for(self, item) -> bool:
-        """Wait until the worker has cached `item`; False if it stopped first."""
-        while item.key not in self.finished:
-            line = self.process.stdout.readline()
-            if not line:
-                return False
-            self.finished.add(line.decode().strip())
-        return True
-
-    def stop(self) -> None:
-        """Let the worker finish the segment it is on and nothing more, then clean up."""
-        if self.process is not None:
-            for key in self.keys:
-                claim_segment(self.claims, key)
-            self.process.communicate()  # reads what it still prints, so it never blocks on a full pipe
-            shutil.rmtree(self.claims, ignore_errors=True)

@@ -7,10 +7,8 @@ a cached summary that is missing, stale (its segment's size or mtime changed) or
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -144,15 +142,6 @@ class SummaryCache:
             atomic_write_bytes(self._path(item), buffer.getvalue())
         except StoreWriteError:
             pass
-
-
-def claim_segment(claims: Path, key: str) -> bool:
-    """Claim a segment for one of the two processes of a scan: True for the first to ask, False after."""
-    try:
-        os.close(os.open(claims / key, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        return False
-    return True
 
 
 def summarise_file(store: TrajectoryStore, item, builder: DatasetBuilder, skip_ids: set[str] | None = None):
