@@ -19,7 +19,9 @@ from memabra.runtime.case_index import CASES_TABLE, CaseIndex
 from memabra.storage.atomic import atomic_write_bytes, dump_json, process_alive, read_json, temp_file_writer
 from memabra.storage.documents import DocumentFile
 from memabra.results import CheckResult, Problem
+from memabra.check_files import check_cache, check_folders, check_kinds, check_names
 from memabra.storage.quarantine import quarantine_file
+from memabra.storage.safe_io import outside_folder
 from memabra.storage.seen import SeenTrajectories
 from memabra.storage.store import Store
 from memabra.storage.trajectories import (SEGMENT_TABLE, UNREADABLE_FILE, TrajectoryFile, TrajectoryStore,
@@ -61,10 +63,15 @@ class _StoreCheck:
         # then is stored by then, so a cycle finishing during the check cannot make either look dangling.
         seen = self.read_seen()
         current = self.read_current()
+        self.outside = check_folders(self)
         files = self.list_files()
         self.checked["files"] = len(files)
+        self.bad_files = check_kinds(self, files)
+        files = [path for path in files if path not in self.bad_files]
         for path in files:
             self.check_temp_file(path)
+        check_names(self, self.layout.versions_dir, "version")
+        check_names(self, self.layout.reports_dir, "report")
         self.check_journals()
         for path in self.files_in(self.layout.trajectories_dir):
             self.check_segment(path)
@@ -72,11 +79,14 @@ class _StoreCheck:
             self.check_version(path)
         if current is not None:
             self.check_current(current)
+        elif self.intact_versions:
+            self.current_problem("current.json is missing while versions are stored")
         for path in self.files_in(self.layout.reports_dir):
             self.check_report(path)
         if seen is not None:
             self.check_seen_ids(seen)
         self.check_case_index()
+        check_cache(self)
         known_folders = {self.layout.trajectories_dir, self.layout.versions_dir, self.layout.reports_dir}
         known_files = {self.layout.current_path, self.layout.seen_path, self.layout.case_index_path}
         for path in files:
@@ -89,31 +99,39 @@ class _StoreCheck:
         for folder, subfolders, names in os.walk(self.base_dir):
             if Path(folder) == self.base_dir:
                 subfolders[:] = [name for name in subfolders if name not in SKIPPED_FOLDERS]
+            kept = [name for name in subfolders if outside_folder(self.base_dir, Path(folder) / name) is None]
             found.extend(Path(folder) / name for name in names)
+            found.extend(Path(folder) / name for name in subfolders if name not in kept and
+                         not os.path.islink(Path(folder) / name))
+            subfolders[:] = kept
         return sorted(found)
 
-    @staticmethod
-    def files_in(folder: Path) -> list[Path]:
-        """The documents directly in a folder (names not starting with `.`, ending in `.json`)."""
+    def files_in(self, folder: Path) -> list[Path]:
+        """The documents directly in a folder (names not starting with `.`, ending in `.json`), never through a
+        link or in a folder leading out of the store."""
+        if outside_folder(self.base_dir, folder) is not None:
+            return []
         try:
             names = os.listdir(folder)
         except (FileNotFoundError, NotADirectoryError):
             return []
         return sorted(folder / name for name in names
-                      if name.endswith(".json") and not name.startswith(".") and (folder / name).is_file())
+                      if name.endswith(".json") and not name.startswith(".") and not (folder / name).is_symlink()
+                      and (folder / name).is_file() and os.access(folder / name, os.R_OK))
 
     def check_temp_file(self, path: Path) -> None:
         pid = temp_file_writer(path.name)
         if pid is None or process_alive(pid):
             return
         problem = f"temp file of a write that process {pid} never finished (the process is gone)"
+        state = "the document it was meant to replace is intact"
+        if path.name.startswith(f".{self.layout.current_path.name}."):
+            state = current_state(self.layout.current_path)
         if self.repair:
             path.unlink(missing_ok=True)
-            self.report(path, problem, "deleted it: the write never took effect and the document it was "
-                                       "meant to replace is intact", repaired=True)
+            self.report(path, problem, f"deleted it: the write never took effect and {state}", repaired=True)
         else:
-            self.report(path, problem, "run --check --repair to delete it (the document it was meant to "
-                                       "replace is intact)")
+            self.report(path, problem, f"run --check --repair to delete it ({state})")
 
     def check_journals(self) -> None:
         for item in self.trajectories.journals():
@@ -307,6 +325,19 @@ class _StoreCheck:
             problems=self.problems,
             checked=self.checked,
         )
+
+
+def current_state(path: Path) -> str:
+    """What an interrupted change of the active version left: the old current.json, unchanged."""
+    try:
+        current = DocumentFile(path, CurrentRouter).read()
+    except CorruptDocumentError:
+        return ("the change of the active version never took effect: current.json is still the old, unreadable "
+                "one; finish it with --rollback <version id> again")
+    if current is None:
+        return "the change of the active version never took effect: no current.json was written"
+    return (f"the change of the active version never took effect: version {current.version_id} is still active; "
+            "run the rollback again to finish it")
 
 
 def check_store(store: Store | Path, repair: bool = False) -> CheckResult:

@@ -129,7 +129,8 @@ def build_parser(prog: str = "python -m memabra.cli") -> argparse.ArgumentParser
     action.add_argument("--rollback", metavar="VERSION_ID", type=_version_id,
                         help="make an earlier version current again (e.g. 20260414-123456)")
     action.add_argument("--demo-trajectories", metavar="N", type=_non_negative_int,
-                        help="append N demo-world trajectories routed by the active router, exploring")
+                        help="append N demo-world trajectories routed by the active router, exploring "
+                             "(N at most 1,000,000)")
     action.add_argument("--ingest", metavar="PATH", type=Path,
                         help="import trajectories from a .jsonl file or a folder of *.jsonl files "
                              "(see docs/trajectory-schema.md); never takes the cycle lock")
@@ -221,7 +222,10 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> Bas
     if args.rebuild_case_index:
         from memabra.runtime.case_index import CaseIndex
 
+        from memabra.storage.owned import is_case_index_document, require_own_document
+
         args.case_index = args.case_index or store.layout.case_index_path
+        require_own_document(args.case_index, "--case-index", "case index", is_case_index_document)
         with store.lock("case index rebuild"):
             index = CaseIndex.rebuild(store.trajectories, args.case_index)
         rebuilt = CaseIndexSummary(path=str(args.case_index), case_count=len(index), rebuilt=True)

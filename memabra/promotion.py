@@ -3,10 +3,12 @@ the benchmark's trajectories stored."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
+from memabra.errors import MemabraError
 from memabra.evaluation.evaluator import Evaluation
 from memabra.learning.routers import ScoringRouter
 from memabra.learning.scan import ArtifactIndex
@@ -42,9 +44,11 @@ class CycleOutcome:
 
 
 def save_cycle(store: Store, policy: GatePolicy, dry_run: bool, outcome: CycleOutcome, seen: SeenTrajectoryStore,
-               emit: Callable[[str, int, int, str], None], clock: Callable[[], datetime]) -> TrainingReport:
+               emit: Callable[[str, int, int, str], None], clock: Callable[[], datetime],
+               unfinished: list[str] | None = None) -> TrainingReport:
     """Write what the cycle decided: always its report; unless a dry run, the version, current, seen ids and the
-    benchmark trajectories."""
+    benchmark trajectories. A step after the report (and promotion) that fails is added to `unfinished` (when
+    given) instead of raising, so the caller can say what took effect and what did not."""
     decision, baseline_eval, challenger_eval = outcome.decision, outcome.baseline_eval, outcome.challenger_eval
     accepted = decision.accepted and not dry_run
     status = "dry_run" if dry_run else ("promoted" if decision.accepted else "rejected")
@@ -78,8 +82,20 @@ def save_cycle(store: Store, policy: GatePolicy, dry_run: bool, outcome: CycleOu
         store.versions.promote(version, report, now=clock())
     emit("save", 3, SAVE_STEPS, "marking trajectories seen")
     index = outcome.index
-    seen.add(index.unseen_ids, sealed_segments=index.sealed_training_ids(), current=outcome.seen_document)
+    with _step_noted(unfinished, "marking the trajectories seen (the next cycle counts them as new again)"):
+        seen.add(index.unseen_ids, sealed_segments=index.sealed_training_ids(), current=outcome.seen_document)
     emit("save", 4, SAVE_STEPS, "storing benchmark trajectories")
-    with TrajectoryWriter(store.base_dir) as writer:
+    with _step_noted(unfinished, "storing the benchmark trajectories"), TrajectoryWriter(store.base_dir) as writer:
         writer.append_many(baseline_eval.trajectories + challenger_eval.trajectories)
     return report
+
+
+@contextmanager
+def _step_noted(unfinished: list[str] | None, step: str):
+    """Run a step after the report; when it fails, note it in unfinished (or raise when no list is kept)."""
+    try:
+        yield
+    except MemabraError as exc:
+        if unfinished is None:
+            raise
+        unfinished.append(f"{step}: {exc}")

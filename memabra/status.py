@@ -7,7 +7,7 @@ from pathlib import Path
 from memabra.errors import MemabraError
 from memabra.evaluation.counterfactual import recent_value
 from memabra.learning.scan import ArtifactIndex
-from memabra.learning.versions import active_router
+from memabra.learning.versions import active_router, require_current
 from memabra.results import LatestReport, LockHolder, RecentValue, StoreStatus
 from memabra.storage.store import Store
 
@@ -24,7 +24,13 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None)
     latest_report = None if report is None else LatestReport(
         report_id=report.report_id, status=report.status, finished_at=report.finished_at,
         reward_delta=report.reward_delta, reasons=report.reasons)
-    current = store.versions.current()
+    warnings = []
+    try:
+        current = store.versions.current()
+        require_current(store.versions)
+    except MemabraError as exc:
+        current = None
+        warnings.append(str(exc))
     holder = store.lock_holder()
     return StoreStatus(
         base_dir=str(store.base_dir),
@@ -41,6 +47,7 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None)
         latest_report=latest_report,
         lock=LockHolder(**holder) if holder else None,
         recent_value=active_router_recent_value(store, index),
+        warnings=warnings,
     )
 
 

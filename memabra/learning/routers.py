@@ -7,6 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from memabra.learning.features import KIND_INDEX, FeatureConfig, Featurizer
+from memabra.learning.router_check import validate_router_document
 from memabra.models import CANDIDATE_KINDS, Candidate, Decision, Task
 
 
@@ -84,7 +85,8 @@ class SimpleLearningRouter(ScoringRouter):
 
 
 def router_from_dict(data: dict[str, Any], version_id: str | None = None) -> ScoringRouter:
-    """Rebuild a saved router from its serialisation."""
+    """Rebuild a saved router from its serialisation (checked as a whole first: ValueError says what is wrong)."""
+    validate_router_document(data)
     kind = data.get("kind")
     if kind == "heuristic":
         router: ScoringRouter = HeuristicRouter()

@@ -6,7 +6,9 @@ a cached summary that is missing, stale (its segment's size or mtime changed) or
 
 from __future__ import annotations
 
+import hashlib
 import io
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -15,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from memabra.errors import StoreWriteError
+from memabra.errors import CorruptDocumentError, StoreWriteError
 from memabra.learning.dataset import DatasetBuilder, TrainingStats
 from memabra.models import CANDIDATE_KINDS
 from memabra.storage.atomic import atomic_write_bytes
 from memabra.storage.layout import StoreLayout
+from memabra.storage.safe_io import read_store_bytes
 from memabra.storage.trajectories import InvalidTrajectory, TrajectoryBatch, TrajectoryFile, TrajectoryStore, gc_paused
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 """Bumped whenever what a summary holds changes, so older cache files count as stale."""
 
 
@@ -90,31 +93,39 @@ class SummaryCache:
     def _signature(self, item: TrajectoryFile) -> dict | None:
         try:
             stat = item.path.stat()
-        except OSError:
+            content = read_store_bytes(item.path)
+        except (OSError, CorruptDocumentError):
+            return None
+        if content is None:
             return None
         return {"format": CACHE_FORMAT, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "sha256": hashlib.sha256(content).hexdigest(),
                 "features": self.builder.config.to_dict(), "max_importance_weight": self.builder.max_importance_weight}
 
     def load(self, item: TrajectoryFile) -> FileSummary | None:
-        """The cached summary of a sealed segment, or None when it is missing, stale or unreadable."""
+        """The cached summary of a sealed segment, or None when it is missing, stale, unreadable or fails its
+        digest (the segment's content hash and the summary's own hash must both match)."""
         signature = self._signature(item)
         if signature is None:
             return None
         try:
-            with np.load(self._path(item), allow_pickle=False) as arrays:
+            with np.load(io.BytesIO(read_store_bytes(self._path(item)) or b""), allow_pickle=False) as arrays:
                 meta = orjson.loads(arrays["meta"].tobytes())
                 if meta.get("signature") != signature:
                     return None
                 stats = TrainingStats(arrays["gram"], arrays["moment"], arrays["kind_counts"],
                                       meta["reward_sum"], meta["weight_sum"], meta["count"])
                 benchmark = arrays["benchmark"]
+            if meta.get("digest") != summary_digest(meta, stats, benchmark):
+                return None
             kinds, size = len(CANDIDATE_KINDS), self.builder.config.block_size
             if (stats.gram.shape != (kinds, size, size) or stats.moment.shape != (kinds, size)
-                    or len(benchmark) != len(meta["ids"])):
+                    or len(benchmark) != len(meta["ids"]) or not stats_finite(stats)):
                 return None
             invalid = [InvalidTrajectory(**entry) for entry in meta["invalid"]]
             return FileSummary(item.key, meta["ids"], benchmark.astype(bool), invalid, stats)
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, orjson.JSONDecodeError, EOFError):
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, orjson.JSONDecodeError, EOFError,
+                CorruptDocumentError):
             return None
 
     def save(self, item: TrajectoryFile, summary: FileSummary) -> None:
@@ -123,8 +134,11 @@ class SummaryCache:
         if signature is None:
             return
         stats = summary.stats
+        if not stats_finite(stats):
+            return
         meta = {"signature": signature, "ids": summary.ids, "invalid": [entry.to_dict() for entry in summary.invalid],
                 "reward_sum": stats.reward_sum, "weight_sum": stats.weight_sum, "count": stats.count}
+        meta["digest"] = summary_digest(meta, stats, summary.benchmark)
         buffer = io.BytesIO()
         np.savez(buffer, meta=np.frombuffer(orjson.dumps(meta), dtype=np.uint8), gram=stats.gram,
                  moment=stats.moment, kind_counts=stats.kind_counts, benchmark=summary.benchmark)
@@ -132,6 +146,24 @@ class SummaryCache:
             atomic_write_bytes(self._path(item), buffer.getvalue())
         except StoreWriteError:
             pass
+
+
+def summary_digest(meta: dict, stats: TrainingStats, benchmark: np.ndarray) -> str:
+    """A hash of everything a cached summary holds, bound to its segment's content hash."""
+    digest = hashlib.sha256()
+    body = {key: value for key, value in meta.items() if key != "digest"}
+    digest.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+    for array in (stats.gram, stats.moment, stats.kind_counts, benchmark):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def stats_finite(stats: TrainingStats) -> bool:
+    """Whether every statistic is a finite number (a cache holding anything else is not used)."""
+    return (all(math.isfinite(float(value)) for value in (stats.reward_sum, stats.weight_sum, stats.count))
+            and bool(np.isfinite(stats.gram).all() and np.isfinite(stats.moment).all()))
 
 
 def claim_segment(claims: Path, key: str) -> bool:

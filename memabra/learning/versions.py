@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from memabra.learning.routers import HeuristicRouter, ScoringRouter, router_from_dict
+from memabra.errors import CorruptDocumentError, MemabraError
 from memabra.models import RouterVersion
 from memabra.storage.versions import RouterVersionStore
+
+
+class CurrentMissingError(MemabraError):
+    """current.json is missing while saved versions exist: which one is active is unknown, not the heuristic."""
 
 
 def version_router(version: RouterVersion) -> ScoringRouter:
@@ -13,11 +18,30 @@ def version_router(version: RouterVersion) -> ScoringRouter:
 
 
 def load_version_router(versions: RouterVersionStore, version_id: str) -> ScoringRouter:
-    """The router saved as this version; BadInputError if the id is malformed or unknown."""
-    return version_router(versions.get_version(version_id))
+    """The router saved as this version; BadInputError if the id is malformed or unknown, CorruptDocumentError
+    naming the file if its router does not load."""
+    version = versions.get_version(version_id)
+    try:
+        return version_router(version)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptDocumentError(versions.versions.path(version_id), f"its router does not load: {exc}") from exc
+
+
+def require_current(versions: RouterVersionStore) -> None:
+    """Raise CurrentMissingError when no version is active although a readable one is stored."""
+    if versions.current() is None:
+        newest = versions.versions.newest_readable()
+        if newest is not None:
+            raise CurrentMissingError(
+                f"{versions.current_file.path} is missing while versions are stored; choose the active one with "
+                f"`python -m memabra.cli --rollback {newest.version_id}` (the newest) or another")
 
 
 def active_router(versions: RouterVersionStore) -> ScoringRouter:
-    """The active version's router, or the built-in heuristic while none is active."""
+    """The active version's router, or the built-in heuristic while no version is stored; CurrentMissingError when
+    current.json is gone while versions exist."""
     current = versions.current()
-    return load_version_router(versions, current.version_id) if current else HeuristicRouter()
+    if current is None:
+        require_current(versions)
+        return HeuristicRouter()
+    return load_version_router(versions, current.version_id)

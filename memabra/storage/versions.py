@@ -89,8 +89,9 @@ class RouterVersionStore:
             try:
                 previous = self.current()
             except CorruptDocumentError:
-                # Rolling back is how an operator repairs an unreadable current.json: set it aside, then replace it.
-                quarantine_file(self.layout, self.current_file.path)
+                # Rolling back is how an operator repairs an unreadable current.json: a copy goes to quarantine,
+                # then one rename replaces it, so a kill at any point leaves the old file or the new one.
+                quarantine_file(self.layout, self.current_file.path, keep_original=True)
                 previous = None
             if previous and previous.version_id == version_id:
                 raise BadInputError(f"version {version_id} is already active; nothing to roll back")

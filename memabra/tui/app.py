@@ -180,7 +180,8 @@ class MemabraConsole(App[int]):
             self.main_screen.query_one(StagePanel).show_outcome(outcome)
 
     def show_status(self, overview: Overview) -> None:
-        self.main_screen.query_one("#status", Static).update(status_text(overview, self.settings))
+        self.main_screen.query_one("#status", Static).update(status_text(
+            overview, self.settings, running=self.cycle_kind if self.cycle_running else None))
         trend = overview.reward_trend
         sparkline = self.main_screen.query_one("#trend", Sparkline)
         sparkline.data = trend
