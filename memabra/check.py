@@ -43,6 +43,7 @@ class _StoreCheck:
         self.stored_ids: set[str] = set()
         self.segment_keys: set[str] = set()
         self.intact_versions: set[str] = set()
+        self.promoted_versions: set[str] = set()
 
     def relative(self, path: Path) -> str:
         return str(Path(path).relative_to(self.base_dir))
@@ -79,8 +80,8 @@ class _StoreCheck:
             self.check_version(path)
         if current is not None:
             self.check_current(current)
-        elif self.intact_versions:
-            self.current_problem("current.json is missing while versions are stored")
+        elif self.promoted_versions & self.intact_versions:
+            self.current_problem("current.json is missing while versions that were active are stored")
         for path in self.files_in(self.layout.reports_dir):
             self.check_report(path)
         if seen is not None:
@@ -232,6 +233,8 @@ class _StoreCheck:
             self.set_aside(path, f"router version does not load ({exc})", consequence)
         else:
             self.intact_versions.add(path.stem)
+            if version.parent_version_id:
+                self.promoted_versions.add(version.parent_version_id)
 
     def read_current(self) -> CurrentRouter | CorruptDocumentError | None:
         try:
@@ -347,6 +350,9 @@ def check_store(store: Store | Path, repair: bool = False) -> CheckResult:
         raise BadInputError(f"--base-dir {store.base_dir} is not a folder holding a store; check the path")
     check = _StoreCheck(store, repair)
     if repair:
+        lock = store.layout.lock_path
+        if os.path.islink(lock) or os.path.lexists(lock) and not os.path.isfile(lock):
+            check_kinds(check, [lock])  # moved aside (the link itself), so the lock can be taken
         with store.lock("repair"):
             check.run()
     else:

@@ -1,7 +1,8 @@
 """What a cycle needs from one trajectory file (ids, refused documents, training statistics), cached per segment.
 
 Sealed segments never change, so their summaries are computed once and kept under `<base-dir>/.cache/segments/`;
-a cached summary that is missing, stale (its segment's size or mtime changed) or unreadable is simply rebuilt.
+a cached summary that is missing, stale (its segment's size, mtime or content hash changed), unreadable or
+failing its own digest is simply rebuilt.
 """
 
 from __future__ import annotations

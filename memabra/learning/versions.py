@@ -5,7 +5,7 @@ from __future__ import annotations
 from memabra.learning.routers import HeuristicRouter, ScoringRouter, router_from_dict
 from memabra.errors import CorruptDocumentError, MemabraError
 from memabra.models import RouterVersion
-from memabra.storage.versions import RouterVersionStore
+from memabra.storage.versions import ReportStore, RouterVersionStore
 
 
 class CurrentMissingError(MemabraError):
@@ -27,10 +27,22 @@ def load_version_router(versions: RouterVersionStore, version_id: str) -> Scorin
         raise CorruptDocumentError(versions.versions.path(version_id), f"its router does not load: {exc}") from exc
 
 
+def once_active_version(versions: RouterVersionStore) -> RouterVersion | None:
+    """The newest stored version known to have been active: a later version's parent, or the newest report's
+    baseline (a version whose first promotion was cut short before current.json was written is not one)."""
+    stored = versions.versions.list()
+    known = {version.version_id for version in stored}
+    active_once = {version.parent_version_id for version in stored if version.parent_version_id}
+    report = ReportStore(versions.layout).newest_readable()
+    if report is not None and report.baseline_version_id:
+        active_once.add(report.baseline_version_id)
+    return next((version for version in stored if version.version_id in active_once & known), None)
+
+
 def require_current(versions: RouterVersionStore) -> None:
-    """Raise CurrentMissingError when no version is active although a readable one is stored."""
+    """Raise CurrentMissingError when no version is active although a stored one was active once."""
     if versions.current() is None:
-        newest = versions.versions.newest_readable()
+        newest = once_active_version(versions)
         if newest is not None:
             raise CurrentMissingError(
                 f"{versions.current_file.path} is missing while versions are stored; choose the active one with "
