@@ -308,6 +308,10 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
         args = build_parser(prog).parse_args(argv)
         result = _run(args, cancel)
         _emit(result)
+        unfinished = getattr(result, "unfinished", None)
+        if unfinished:
+            return _fail(f"the cycle {result.status} (report {result.report_id}), which stands, but did not finish "
+                         f"{'; '.join(unfinished)}", EXIT_UNEXPECTED, debug)
         return EXIT_CHECK_FAILED if args.check and not result["healthy"] else EXIT_OK
     except SettingError as exc:
         return _fail(exc.worded(flag_of), exc.exit_code, debug)

@@ -178,8 +178,23 @@ def test_9_a_failure_after_the_promotion_reports_the_promotion(seeded_store, mon
     monkeypatch.setattr(TrajectoryWriter, "append_many", full_disk)
     code, printed, stderr = run_main("--base-dir", seeded_store)
     result = json.loads(printed)
-    assert code == 0 and result["status"] == "promoted" and current_id(seeded_store) == result["challenger_version_id"]
+    assert code == 1 and result["status"] == "promoted" and current_id(seeded_store) == result["challenger_version_id"]
     assert result["unfinished"] and "benchmark trajectories" in result["unfinished"][0]
+    assert "which stands" in stderr and "nothing was changed" not in stderr.splitlines()[-1].split("did not finish")[0]
+
+
+def test_9_a_full_disk_after_the_promotion_in_a_real_process(tmp_path):
+    from memabra.demo.generate import generate_demo_trajectories
+    from memabra.demo.world import DemoWorld
+    from memabra.learning.routers import HeuristicRouter
+    from tests.test_crash import run_cli
+
+    base = tmp_path / "store"
+    generate_demo_trajectories(base, 200, HeuristicRouter(), world=DemoWorld(7), seed=3)
+    failed = run_cli(base, "--min-new-trajectories", "1", fault="enospc@30")
+    result = json.loads(failed.stdout)
+    assert failed.returncode == 1 and result["status"] == "promoted" and "disk is full" in result["unfinished"][0]
+    assert current_id(base) == result["challenger_version_id"]
 
 
 def test_9_demo_generation_says_how_many_it_kept_and_is_bounded(tmp_path, monkeypatch):
