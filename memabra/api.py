@@ -21,6 +21,7 @@ from memabra.evaluation.plugins import load_executor
 from memabra.results import CycleResult
 from memabra.settings import Settings, load_settings
 from memabra.storage.folders import validate_timestamp_id
+from memabra.storage.owned import is_case_index_document, is_seen_document, require_own_document
 from memabra.storage.store import Store
 from memabra.workflow import CycleRequest, EventCallback, run_cycle
 
@@ -106,9 +107,8 @@ def cycle_request(store: Store, settings: Settings, *, suite: BenchmarkSuite | N
         store.versions.get_version(baseline_version)
     seen_path = Path(seen_trajectory_store) if seen_trajectory_store else None
     case_index_path = Path(case_index) if case_index else None
-    for path in (seen_path, case_index_path):
-        if path is not None and path.is_dir():
-            raise BadInputError(f"{path} is a folder; give the path of a .json file")
+    require_own_document(seen_path, "--seen-trajectory-store", "seen-ids document", is_seen_document)
+    require_own_document(case_index_path, "--case-index", "case index", is_case_index_document)
     return CycleRequest(suite=suite, executor=executor,
                         dry_run=dry_run, baseline_version=baseline_version, seen_path=seen_path,
                         case_index_path=case_index_path, rebuild_case_index=rebuild_case_index, evidence=evidence,

@@ -21,7 +21,9 @@ from memabra.runtime.case_index import CASES_TABLE, CaseIndex
 from memabra.storage.atomic import atomic_write_bytes, dump_json, process_alive, read_json, temp_file_writer
 from memabra.storage.documents import DocumentFile
 from memabra.results import CheckResult, Problem
+from memabra.check_files import check_cache, check_folders, check_kinds, check_names
 from memabra.storage.quarantine import quarantine_file
+from memabra.storage.safe_io import outside_folder
 from memabra.storage.seen import SeenTrajectories
 from memabra.storage.store import Store
 from memabra.storage.trajectories import (SEGMENT_TABLE, UNREADABLE_FILE, TrajectoryFile, TrajectoryStore,
@@ -49,6 +51,7 @@ class _StoreCheck:
         self.stored_ids: set[str] = set()
         self.segment_keys: set[str] = set()
         self.intact_versions: set[str] = set()
+        self.promoted_versions: set[str] = set()
 
     def relative(self, path: Path) -> str:
         return str(Path(path).relative_to(self.base_dir))
@@ -69,10 +72,15 @@ class _StoreCheck:
         # then is stored by then, so a cycle finishing during the check cannot make either look dangling.
         seen = self.read_seen()
         current = self.read_current()
+        self.outside = check_folders(self)
         files = self.list_files()
         self.checked["files"] = len(files)
+        self.bad_files = check_kinds(self, files)
+        files = [path for path in files if path not in self.bad_files]
         for path in files:
             self.check_temp_file(path)
+        check_names(self, self.layout.versions_dir, "version")
+        check_names(self, self.layout.reports_dir, "report")
         self.check_journals()
         for path in self.files_in(self.layout.trajectories_dir):
             self.check_segment(path)
@@ -80,6 +88,8 @@ class _StoreCheck:
             self.check_version(path)
         if current is not None:
             self.check_current(current)
+        elif self.promoted_versions & self.intact_versions:
+            self.current_problem("current.json is missing while versions that were active are stored")
         for path in self.files_in(self.layout.reports_dir):
             self.check_report(path)
         for folder, model, id_field, what, consequence in KEPT_DOCUMENTS:
@@ -94,6 +104,7 @@ class _StoreCheck:
         if seen is not None:
             self.check_seen_ids(seen)
         self.check_case_index()
+        check_cache(self)
         known_folders = {self.layout.trajectories_dir, self.layout.versions_dir, self.layout.reports_dir,
                          *(getattr(self.layout, kept[0]) for kept in KEPT_DOCUMENTS), guard_reports_dir}
         known_files = {self.layout.current_path, self.layout.seen_path, self.layout.case_index_path}
@@ -107,31 +118,39 @@ class _StoreCheck:
         for folder, subfolders, names in os.walk(self.base_dir):
             if Path(folder) == self.base_dir:
                 subfolders[:] = [name for name in subfolders if name not in SKIPPED_FOLDERS]
+            kept = [name for name in subfolders if outside_folder(self.base_dir, Path(folder) / name) is None]
             found.extend(Path(folder) / name for name in names)
+            found.extend(Path(folder) / name for name in subfolders if name not in kept and
+                         not os.path.islink(Path(folder) / name))
+            subfolders[:] = kept
         return sorted(found)
 
-    @staticmethod
-    def files_in(folder: Path) -> list[Path]:
-        """The documents directly in a folder (names not starting with `.`, ending in `.json`)."""
+    def files_in(self, folder: Path) -> list[Path]:
+        """The documents directly in a folder (names not starting with `.`, ending in `.json`), never through a
+        link or in a folder leading out of the store."""
+        if outside_folder(self.base_dir, folder) is not None:
+            return []
         try:
             names = os.listdir(folder)
         except (FileNotFoundError, NotADirectoryError):
             return []
         return sorted(folder / name for name in names
-                      if name.endswith(".json") and not name.startswith(".") and (folder / name).is_file())
+                      if name.endswith(".json") and not name.startswith(".") and not (folder / name).is_symlink()
+                      and (folder / name).is_file() and os.access(folder / name, os.R_OK))
 
     def check_temp_file(self, path: Path) -> None:
         pid = temp_file_writer(path.name)
         if pid is None or process_alive(pid):
             return
         problem = f"temp file of a write that process {pid} never finished (the process is gone)"
+        state = "the document it was meant to replace is intact"
+        if path.name.startswith(f".{self.layout.current_path.name}."):
+            state = current_state(self.layout.current_path)
         if self.repair:
             path.unlink(missing_ok=True)
-            self.report(path, problem, "deleted it: the write never took effect and the document it was "
-                                       "meant to replace is intact", repaired=True)
+            self.report(path, problem, f"deleted it: the write never took effect and {state}", repaired=True)
         else:
-            self.report(path, problem, "run --check --repair to delete it (the document it was meant to "
-                                       "replace is intact)")
+            self.report(path, problem, f"run --check --repair to delete it ({state})")
 
     def check_journals(self) -> None:
         for item in self.trajectories.journals():
@@ -232,6 +251,8 @@ class _StoreCheck:
             self.set_aside(path, f"router version does not load ({exc})", consequence)
         else:
             self.intact_versions.add(path.stem)
+            if version.parent_version_id:
+                self.promoted_versions.add(version.parent_version_id)
 
     def read_current(self) -> CurrentRouter | CorruptDocumentError | None:
         try:
@@ -335,6 +356,19 @@ class _StoreCheck:
         )
 
 
+def current_state(path: Path) -> str:
+    """What an interrupted change of the active version left: the old current.json, unchanged."""
+    try:
+        current = DocumentFile(path, CurrentRouter).read()
+    except CorruptDocumentError:
+        return ("the change of the active version never took effect: current.json is still the old, unreadable "
+                "one; finish it with --rollback <version id> again")
+    if current is None:
+        return "the change of the active version never took effect: no current.json was written"
+    return (f"the change of the active version never took effect: version {current.version_id} is still active; "
+            "run the rollback again to finish it")
+
+
 def check_store(store: Store | Path, repair: bool = False) -> CheckResult:
     """Verify every file of the store (repair: under the lock, fix what loses no data) and return what was found."""
     store = Store.of(store)
@@ -342,6 +376,9 @@ def check_store(store: Store | Path, repair: bool = False) -> CheckResult:
         raise BadInputError(f"--base-dir {store.base_dir} is not a folder holding a store; check the path")
     check = _StoreCheck(store, repair)
     if repair:
+        lock = store.layout.lock_path
+        if os.path.islink(lock) or os.path.lexists(lock) and not os.path.isfile(lock):
+            check_kinds(check, [lock])  # moved aside (the link itself), so the lock can be taken
         with store.lock("repair"):
             check.run()
     else:

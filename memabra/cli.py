@@ -149,7 +149,8 @@ def build_parser(prog: str = "python -m memabra.cli") -> argparse.ArgumentParser
     action.add_argument("--rollback", metavar="VERSION_ID", type=_version_id,
                         help="make an earlier version current again (e.g. 20260414-123456)")
     action.add_argument("--demo-trajectories", metavar="N", type=_non_negative_int,
-                        help="append N demo-world trajectories routed by the active router, exploring")
+                        help="append N demo-world trajectories routed by the active router, exploring "
+                             "(N at most 1,000,000)")
     action.add_argument("--ingest", metavar="PATH", type=Path,
                         help="import trajectories from a .jsonl file or a folder of *.jsonl files "
                              "(see docs/trajectory-schema.md); never takes the cycle lock")
@@ -255,7 +256,10 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> Bas
     if args.rebuild_case_index:
         from memabra.runtime.case_index import CaseIndex
 
+        from memabra.storage.owned import is_case_index_document, require_own_document
+
         args.case_index = args.case_index or store.layout.case_index_path
+        require_own_document(args.case_index, "--case-index", "case index", is_case_index_document)
         with store.lock("case index rebuild"):
             index = CaseIndex.rebuild(store.trajectories, args.case_index)
         rebuilt = CaseIndexSummary(path=str(args.case_index), case_count=len(index), rebuilt=True)
@@ -347,6 +351,10 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
         _emit(result)
         if args.guard_check:
             return EXIT_REGRESSED if result.verdict in ("regressed", "rolled_back") else EXIT_OK
+        unfinished = getattr(result, "unfinished", None)
+        if unfinished:
+            return _fail(f"the cycle {result.status} (report {result.report_id}), which stands, but did not finish "
+                         f"{'; '.join(unfinished)}", EXIT_UNEXPECTED, debug)
         return EXIT_CHECK_FAILED if args.check and not result["healthy"] else EXIT_OK
     except SettingError as exc:
         return _fail(exc.worded(flag_of), exc.exit_code, debug)

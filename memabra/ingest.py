@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -10,7 +11,9 @@ from typing import Any, Callable, Iterable
 import orjson
 
 from memabra.errors import BadInputError
-from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter, gc_paused, validate_trajectories
+from memabra.storage.safe_io import file_kind
+from memabra.models import MAX_NESTING_DEPTH, nesting_depth
+from memabra.storage.trajectories import InvalidTrajectory, TrajectoryStore, TrajectoryWriter, gc_paused, validate_trajectories
 
 INGEST_BATCH_LINES = 5_000
 """Lines validated (and appended) together; bounds the memory an import of a huge file needs."""
@@ -31,12 +34,31 @@ def jsonl_files(path: Path) -> list[Path]:
     """The file itself, or the `*.jsonl` files directly inside a folder, in name order."""
     if path.is_dir():
         files = sorted(item for item in path.glob("*.jsonl") if item.is_file())
+        if not files and skipped_entries(path):
+            name, reason = next(iter(skipped_entries(path).items()))
+            raise BadInputError(f"--ingest {path} holds no regular *.jsonl file ({name} is {reason}); give a .jsonl "
+                                "file or a folder of them")
         if not files:
             raise BadInputError(f"--ingest {path} holds no *.jsonl files; give a .jsonl file or a folder of them")
         return files
     if path.is_file():
         return [path]
     raise BadInputError(f"--ingest {path} does not exist; give a .jsonl file or a folder of them")
+
+
+def skipped_entries(folder: Path) -> dict[str, str]:
+    """The `*.jsonl` entries of a folder that are not regular files (FIFOs, devices, folders, broken links), each
+    with what it is; an import skips them and says so."""
+    skipped = {}
+    for item in sorted(folder.glob("*.jsonl")):
+        try:
+            mode = item.stat().st_mode
+        except OSError:
+            skipped[str(item)] = "a broken link"
+            continue
+        if not stat.S_ISREG(mode):
+            skipped[str(item)] = file_kind(mode)
+    return skipped
 
 
 def stored_trajectory_ids(base_dir: Path) -> set[str]:
@@ -143,6 +165,10 @@ class _FileImport:
         if isinstance(document, dict):
             if document.get("trajectory_id") is None:
                 document.pop("trajectory_id", None)
+                if nesting_depth(document, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH:
+                    self.result.add_invalid(self.counts, number, "document",
+                                            f"nested deeper than {MAX_NESTING_DEPTH} levels of objects and arrays")
+                    return
                 document["trajectory_id"] = content_trajectory_id(document)
             if isinstance(document["trajectory_id"], str) and document["trajectory_id"] in self.known_ids:
                 self.counts.duplicate_count += 1  # already stored: skipped without validating it again
@@ -153,18 +179,41 @@ class _FileImport:
     def flush(self) -> None:
         if not self.documents:
             return
-        valid, invalid = validate_trajectories(self.documents, self.counts.file)
-        for refused in invalid:
-            self.result.add_invalid(self.counts, self.line_numbers[refused.position], refused.field,
-                                    refused.error.partition(": ")[2])
-        for trajectory in valid:
+        try:
+            checked = [validate_trajectories(self.documents, self.counts.file)]
+            numbers = [self.line_numbers]
+        except Exception:  # noqa: BLE001 - one document the bulk call cannot place: validate line by line
+            checked = [_validate_one(document, self.counts.file) for document in self.documents]
+            numbers = [[number] for number in self.line_numbers]
+        for (valid, invalid), line_numbers in zip(checked, numbers):
+            for refused in invalid:
+                self.result.add_invalid(self.counts, line_numbers[refused.position], refused.field,
+                                        refused.error.partition(": ")[2])
+            self.store_valid(valid, line_numbers, invalid)
+        self.documents, self.line_numbers = [], []
+
+    def store_valid(self, valid: list, line_numbers: list[int], invalid: list) -> None:
+        refused = {entry.position for entry in invalid}
+        valid_numbers = [number for position, number in enumerate(line_numbers) if position not in refused]
+        for trajectory, number in zip(valid, valid_numbers):
             if trajectory.trajectory_id in self.known_ids:
                 self.counts.duplicate_count += 1
                 continue
-            self.writer.append(trajectory)
+            try:
+                self.writer.append(trajectory)
+            except BadInputError as exc:
+                self.result.add_invalid(self.counts, number, "document", str(exc))
+                continue
             self.known_ids.add(trajectory.trajectory_id)
             self.counts.stored_count += 1
-        self.documents, self.line_numbers = [], []
+
+
+def _validate_one(document: Any, file_name: str) -> tuple[list, list[InvalidTrajectory]]:
+    """One document validated on its own; any failure refuses it (never the import)."""
+    try:
+        return validate_trajectories([document], file_name)
+    except Exception as exc:  # noqa: BLE001 - a document pydantic cannot even place is refused like any other
+        return [], [InvalidTrajectory(file_name, 0, f"document: {str(exc).splitlines()[0][:200]}")]
 
 
 def ingest_lines(lines: Iterable[bytes], writer: TrajectoryWriter, known_ids: set[str],
@@ -207,5 +256,7 @@ def ingest_trajectories(base_dir: Path, path: Path,
             result.files.append(counts)
             _FileImport(file_path, counts, result, writer, known_ids).run(advance)
     summary = result.to_dict()
+    summary["skipped_files"] = [{"file": name, "reason": f"it is {reason}, not a regular file; it was not read"}
+                                for name, reason in (skipped_entries(Path(path)) if Path(path).is_dir() else {}).items()]
     summary["base_dir"] = str(base_dir)
     return summary

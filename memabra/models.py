@@ -8,14 +8,26 @@ import re
 import threading
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_TEXT_CHARS = 20_000
 """Longest task text or error message accepted; longer input is refused, not truncated."""
 
-VERSION_ID_PATTERN = re.compile(r"^\d{8}-\d{6}$")
+MAX_ABS_REWARD = 1e6
+"""Rewards and retrieval scores lie in [-1e6, 1e6]: sums over any store stay finite."""
+
+MAX_LATENCY_MS = 1e9
+"""Latencies lie in [0, 1e9] milliseconds (about 11.5 days)."""
+
+MIN_PROPENSITY = 1e-9
+"""Propensities lie in [1e-9, 1]: an importance weight stays finite."""
+
+MAX_NESTING_DEPTH = 32
+"""Deepest nesting of objects and arrays a trajectory may have (the document itself is level 1)."""
+
+VERSION_ID_PATTERN = re.compile(r"\A[0-9]{8}-[0-9]{6}\Z")
 """Version and report ids: a UTC timestamp like 20260414-123456."""
 
 
@@ -91,7 +103,7 @@ class Candidate(Document):
     candidate_id: str = Field(min_length=1, max_length=200)
     kind: CandidateKind
     name: str = Field("", max_length=500)
-    score: float = 0.0
+    score: float = Field(0.0, strict=True, ge=-MAX_ABS_REWARD, le=MAX_ABS_REWARD)
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -99,8 +111,9 @@ class Decision(Document):
     """The router's choice for one task: which candidate, how each scored, and how likely the choice was."""
 
     chosen_candidate_id: str = Field(min_length=1, max_length=200)
-    scores: dict[str, float] = Field(default_factory=dict)
-    propensity: float | None = Field(None, gt=0.0, le=1.0)
+    scores: dict[str, Annotated[float, Field(strict=True, ge=-MAX_ABS_REWARD, le=MAX_ABS_REWARD)]] = Field(
+        default_factory=dict)
+    propensity: float | None = Field(None, strict=True, ge=MIN_PROPENSITY, le=1.0)
     router_version_id: str | None = None
     policy: str = "greedy"
 
@@ -108,12 +121,31 @@ class Decision(Document):
 class Outcome(Document):
     """What executing the chosen candidate produced."""
 
-    reward: float
-    latency_ms: float = Field(ge=0.0)
+    reward: float = Field(strict=True, ge=-MAX_ABS_REWARD, le=MAX_ABS_REWARD)
+    latency_ms: float = Field(strict=True, ge=0.0, le=MAX_LATENCY_MS)
     error: str | None = Field(None, max_length=MAX_TEXT_CHARS)
 
 
 TrajectorySource = Literal["agent", "demo", "benchmark"]
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply objects and arrays nest in a JSON-like value (a scalar is 0), counted no further than limit+1."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                return deepest
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
+    return deepest
 
 
 def choice_problem(candidate_ids: list[str], chosen_candidate_id: str) -> str | None:
@@ -135,6 +167,13 @@ class Trajectory(Document):
     candidates: list[Candidate] = Field(min_length=1)
     decision: Decision
     outcome: Outcome
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nesting_is_bounded(cls, data: Any) -> Any:
+        if nesting_depth(data, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH:
+            raise ValueError(f"document: nested deeper than {MAX_NESTING_DEPTH} levels of objects and arrays")
+        return data
 
     @model_validator(mode="after")
     def _chosen_candidate_is_offered(self) -> "Trajectory":

@@ -5,11 +5,12 @@ review), the reviewed promotion of a dry run's challenger, and rollback. Each go
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from memabra.errors import BadInputError
+from memabra.errors import BadInputError, MemabraError
 from memabra.evaluation.evaluator import Evaluation
 from memabra.learning.routers import ScoringRouter
 from memabra.learning.scan import ArtifactIndex
@@ -55,9 +56,11 @@ class CycleOutcome:
 
 def save_cycle(store: Store, policy: GatePolicy, dry_run: bool, outcome: CycleOutcome, seen: SeenTrajectoryStore,
                emit: Callable[[str, int, int, str], None], clock: Callable[[], datetime],
-               reason: str | None = None) -> TrainingReport:
+               reason: str | None = None, unfinished: list[str] | None = None) -> TrainingReport:
     """Write what the cycle decided: always its report; for a dry run its challenger beside the report; otherwise
-    the version, current (with `reason` in the audit log), seen ids and the benchmark trajectories."""
+    the version, current (with `reason` in the audit log), seen ids and the benchmark trajectories. A step after
+    the report (and promotion) that fails is added to `unfinished` (when given) instead of raising, so the caller
+    can say what took effect and what did not."""
     decision, baseline_eval, challenger_eval = outcome.decision, outcome.baseline_eval, outcome.challenger_eval
     accepted = decision.accepted and not dry_run
     status = "dry_run" if dry_run else ("promoted" if decision.accepted else "rejected")
@@ -98,10 +101,11 @@ def save_cycle(store: Store, policy: GatePolicy, dry_run: bool, outcome: CycleOu
         store.versions.promote(version, report, now=clock(), source="cycle", reason=reason)
     emit("save", 3, SAVE_STEPS, "marking trajectories seen")
     index = outcome.index
-    seen.add(index.unseen_ids, sealed_segments=index.sealed_training_ids(), current=outcome.seen_document)
+    with _step_noted(unfinished, "marking the trajectories seen (the next cycle counts them as new again)"):
+        seen.add(index.unseen_ids, sealed_segments=index.sealed_training_ids(), current=outcome.seen_document)
     emit("save", 4, SAVE_STEPS, "storing benchmark trajectories")
     if baseline_eval.trajectories or challenger_eval.trajectories:
-        with TrajectoryWriter(store.base_dir) as writer:
+        with _step_noted(unfinished, "storing the benchmark trajectories"), TrajectoryWriter(store.base_dir) as writer:
             writer.append_many(baseline_eval.trajectories + challenger_eval.trajectories)
     return report
 
@@ -155,3 +159,14 @@ def review_objections(report: TrainingReport, active_id: str | None) -> list[str
 def roll_back(store: Store, version_id: str, reason: str | None = None, command: str | None = None) -> CurrentRouter:
     """Make an earlier version active again under the store's lock, recording the reason in the audit log."""
     return store.versions.rollback(version_id, reason=reason, command=command)
+
+
+@contextmanager
+def _step_noted(unfinished: list[str] | None, step: str):
+    """Run a step after the report; when it fails, note it in unfinished (or raise when no list is kept)."""
+    try:
+        yield
+    except MemabraError as exc:
+        if unfinished is None:
+            raise
+        unfinished.append(f"{step}: {exc}")

@@ -85,6 +85,9 @@ class CycleResult(Result):
     baseline_router: Literal["heuristic", "version"] | None = None
     """What the challenger was compared with: the built-in heuristic or a saved version."""
     case_index: CaseIndexSummary | None = None
+    unfinished: list[str] = Field(default_factory=list)
+    """Steps that failed after the report (and any promotion) was written, each with its error; the status above
+    is what took effect."""
 
     @classmethod
     def of_report(cls, report: TrainingReport, **extra: Any) -> "CycleResult":
@@ -197,6 +200,8 @@ class StoreStatus(Result):
     """Every setting (the gates by their own names) with its effective value and where it came from."""
     guard: GuardStatus | None = None
     """The guard over the active version (null when the status was read without it)."""
+    warnings: list[str] = Field(default_factory=list)
+    """What an operator must act on, in one line each (current.json missing or unreadable while versions exist)."""
 
 
 class Problem(Result):

@@ -21,7 +21,7 @@ def trajectory_json_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$comment": "Generated from memabra.models.Trajectory by `python -m memabra.schema --write`; "
                     "do not edit by hand. Beyond it: candidate_id values are unique within a trajectory and "
-                    "decision.chosen_candidate_id is one of them.",
+                    "decision.chosen_candidate_id is one of them, and objects and arrays nest at most 32 levels deep.",
         **schema,
     }
 

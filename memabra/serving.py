@@ -97,6 +97,7 @@ class ActiveRouter:
             router = active_router(self._versions)
         except (MemabraError, ValueError, KeyError, TypeError) as exc:  # a version this code cannot load
             self.last_error = str(exc)
+            self._signature = None  # look again at the next check, even if the file stays as it is
             return False  # keep serving the previous router; the next check tries again
         self._routing.swap_locked(router)
         self._signature, self.last_error = signature, None

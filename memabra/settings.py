@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     temperature: float = Field(0.1, gt=0.0, json_schema_extra=_group("exploration", "T"))
     """Temperature of the softmax logging policy (lower is greedier)."""
 
-    seed: int = Field(7, json_schema_extra=_group("exploration", "N"))
+    seed: int = Field(7, ge=0, le=2**63 - 1, json_schema_extra=_group("exploration", "N"))
     """Seed of the demo world and of everything random in a cycle."""
 
     @model_validator(mode="before")

@@ -11,7 +11,7 @@ from memabra.guarding import GuardCheck, guard_status
 from memabra.learning.dataset import dataset_builder
 from memabra.learning.engines import ScanEngine
 from memabra.learning.scan import ArtifactIndex
-from memabra.learning.versions import active_router
+from memabra.learning.versions import active_router, require_current
 from memabra.models import CurrentRouter
 from memabra.results import (DriftSignal, EffectiveSetting, LatestReport, LockHolder, RecentValue,
                              StoreStatus)
@@ -36,7 +36,13 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
     latest_report = None if report is None else LatestReport(
         report_id=report.report_id, status=report.status, finished_at=report.finished_at,
         reward_delta=report.reward_delta, reasons=report.reasons)
-    current = store.versions.current()
+    warnings = []
+    try:
+        current = store.versions.current()
+        require_current(store.versions)
+    except MemabraError as exc:
+        current = None
+        warnings.append(str(exc))
     holder = store.lock_holder()
     recent = active_router_recent_value(store, index)
     return StoreStatus(
@@ -57,6 +63,7 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
         drift=drift_signal(store, current, recent),
         settings=effective_settings(settings),
         guard=None if guard is None else guard_status(store, guard, guard_check),
+        warnings=warnings,
     )
 
 

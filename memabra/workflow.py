@@ -22,7 +22,7 @@ from memabra.learning.routers import HeuristicRouter, ScoringRouter
 from memabra.learning.engines import ScanEngine
 from memabra.learning.scan import ArtifactIndex
 from memabra.learning.train import train_router
-from memabra.learning.versions import load_version_router
+from memabra.learning.versions import load_version_router, require_current
 from memabra.models import (
     BenchmarkMetrics,
     BenchmarkSection,
@@ -140,16 +140,21 @@ class _Cycle:
             off_policy=self.off_policy, started_at=self.started_at, evidence=self.request.evidence,
             reward_delta=self.evidence.reward_delta, reward_delta_basis=self.evidence.reward_delta_basis,
             reward_delta_sampled=self.evidence.sampled_reward_delta)
+        unfinished: list[str] = []
         report = save_cycle(self.store, policy, self.request.dry_run, outcome, self.seen, self.emit, self.clock,
-                            reason=self.request.reason)
+                            reason=self.request.reason, unfinished=unfinished)
         case_summary = self.case_index_summary(case_index)
         if not self.request.dry_run and self.request.case_index_path is not None:
-            rebuilt = CaseIndex.rebuild(self.store.trajectories, self.request.case_index_path)
-            case_summary = CaseIndexSummary(path=str(self.request.case_index_path), case_count=len(rebuilt),
-                                            rebuilt=True)
+            try:
+                rebuilt = CaseIndex.rebuild(self.store.trajectories, self.request.case_index_path)
+            except MemabraError as exc:
+                unfinished.append(f"rebuilding the case index: {exc}")
+            else:
+                case_summary = CaseIndexSummary(path=str(self.request.case_index_path), case_count=len(rebuilt),
+                                                rebuilt=True)
         self.emit("save", 5, 5, f"{report.status} (report {report.report_id})")
         return CycleResult.of_report(report, baseline_router="heuristic" if baseline_id is None else "version",
-                                     case_index=case_summary)
+                                     case_index=case_summary, unfinished=unfinished)
 
     def scan(self):
         self.emit("scan", 0, 1, "reading trajectories")
@@ -197,6 +202,7 @@ class _Cycle:
             return load_version_router(versions, self.request.baseline_version), self.request.baseline_version
         current = versions.current()
         if current is None:
+            require_current(versions)
             return HeuristicRouter(), None
         return load_version_router(versions, current.version_id), current.version_id
 

@@ -244,8 +244,9 @@ def test_truncating_any_document_names_it_and_leaves_the_rest_usable(store):
                 stopped.add((relative, args[0]))
         path.write_bytes(original)
     # Only what needs the file stops, with one line naming it; a cycle cannot compare against an unreadable baseline.
+    # --status keeps working and warns about an unreadable current.json.
     assert stopped == {
-        ("router-versions/current.json", "--status"), ("router-versions/current.json", "--list-versions"),
+        ("router-versions/current.json", "--list-versions"),
         ("router-versions/current.json", "--dry-run"), (active_version, "--dry-run"),
         ("seen-trajectories.json", "--status"), ("seen-trajectories.json", "--dry-run"),
     }

@@ -156,7 +156,10 @@ def compare_routers(trajectories: list[Trajectory], baseline, challenger, reward
                         "what the logging router chose and are biased towards it; log with epsilon_greedy or softmax")
     else:
         mean_weight, standard_error, suspect = check_propensities(decisions, max_weight)
-        report["logging_check"] = {"mean_uniform_weight": mean_weight, "standard_error": standard_error}
+        if math.isfinite(mean_weight) and math.isfinite(standard_error):
+            report["logging_check"] = {"mean_uniform_weight": mean_weight, "standard_error": standard_error}
+        else:  # too few held-out decisions for a standard error
+            suspect = False
         if suspect:
             report["propensities_suspect"] = True
             warnings.append(f"the logged propensities do not add up: weighting the held-out decisions by 1/(candidates "

@@ -7,6 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from memabra.learning.features import KIND_INDEX, FeatureConfig, Featurizer
+from memabra.learning.router_check import validate_router_document
 from memabra.models import CANDIDATE_KINDS, Candidate, Decision, Task
 
 

@@ -1,11 +1,13 @@
 """What a cycle needs from one trajectory file (ids, refused documents, training statistics), cached per segment.
 
 Sealed segments never change, so their summaries are computed once and kept under `<base-dir>/.cache/segments/`;
-a cached summary that is missing, stale (its segment's size or mtime changed) or unreadable is simply rebuilt.
+a cached summary that is missing, stale (its segment's size, mtime or content hash changed), unreadable or
+failing its own digest is simply rebuilt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from dataclasses import dataclass, field
@@ -13,10 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from memabra.errors import StoreWriteError
+from memabra.errors import CorruptDocumentError, StoreWriteError
 from memabra.learning.dataset import DatasetBuilder, TrainingStats
 from memabra.storage.atomic import atomic_write_bytes
 from memabra.storage.layout import StoreLayout
+from memabra.storage.safe_io import read_store_bytes
 from memabra.storage.trajectories import InvalidTrajectory, TrajectoryBatch, TrajectoryFile, TrajectoryStore, gc_paused
 
 CACHE_FORMAT = 3
@@ -91,32 +94,46 @@ class SummaryCache:
     def _file_signature(self, item: TrajectoryFile) -> dict | None:
         try:
             stat = item.path.stat()
-        except OSError:
+            content = read_store_bytes(item.path)
+        except (OSError, CorruptDocumentError):
             return None
-        return {"format": CACHE_FORMAT, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        if content is None:
+            return None
+        return {"format": CACHE_FORMAT, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "sha256": hashlib.sha256(content).hexdigest()}
 
     def _meta(self, arrays, item: TrajectoryFile) -> dict | None:
-        """The cache file's meta when it still describes the segment as it is on disk."""
+        """The cache file's meta when it still describes the segment as it is on disk (size, time and content)."""
         signature = self._file_signature(item)
         meta = orjson.loads(arrays["meta"].tobytes())
         return meta if signature is not None and meta.get("file") == signature else None
 
+    def _open(self, item: TrajectoryFile):
+        """The cache file's arrays, read through the store's bounded reader."""
+        return np.load(io.BytesIO(read_store_bytes(self._path(item)) or b""), allow_pickle=False)
+
     def load_ids(self, item: TrajectoryFile) -> list[str] | None:
         """The ids of a sealed segment from its cache whatever learner built it, or None when missing or stale."""
         try:
-            with np.load(self._path(item), allow_pickle=False) as arrays:
+            with self._open(item) as arrays:
                 meta = self._meta(arrays, item)
-                return list(meta["ids"]) if meta is not None else None
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, orjson.JSONDecodeError, EOFError):
+                if meta is None or meta.get("digest") != summary_digest(meta, arrays):
+                    return None
+                return list(meta["ids"])
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, orjson.JSONDecodeError, EOFError,
+                CorruptDocumentError):
             return None
 
     def load(self, item: TrajectoryFile) -> FileSummary | None:
         """The cached summary of a sealed segment, or None when it is missing, stale, built for another learner
-        configuration, or unreadable."""
+        configuration, unreadable or fails its digest (the segment's content hash and the summary's own hash must
+        both match, so a forged cache is not trusted)."""
         try:
-            with np.load(self._path(item), allow_pickle=False) as arrays:
+            with self._open(item) as arrays:
                 meta = self._meta(arrays, item)
                 if meta is None or meta.get("learner") != self.builder.signature():
+                    return None
+                if meta.get("digest") != summary_digest(meta, arrays):
                     return None
                 stats = TrainingStats.from_arrays(self.builder.config, {
                     name[len(STATS_PREFIX):]: arrays[name] for name in arrays.files if name.startswith(STATS_PREFIX)})
@@ -125,7 +142,8 @@ class SummaryCache:
                 return None
             invalid = [InvalidTrajectory(**entry) for entry in meta["invalid"]]
             return FileSummary(item.key, meta["ids"], benchmark.astype(bool), invalid, stats)
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, orjson.JSONDecodeError, EOFError):
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, orjson.JSONDecodeError, EOFError,
+                CorruptDocumentError):
             return None
 
     def save(self, item: TrajectoryFile, summary: FileSummary) -> None:
@@ -133,15 +151,33 @@ class SummaryCache:
         signature = self._file_signature(item)
         if signature is None:
             return
+        arrays = {"benchmark": summary.benchmark,
+                  **{STATS_PREFIX + name: array for name, array in summary.stats.to_arrays().items()}}
+        if not all(np.isfinite(array).all() for name, array in arrays.items() if name != STATS_PREFIX + "meta"):
+            return
         meta = {"file": signature, "learner": self.builder.signature(), "ids": summary.ids,
                 "invalid": [entry.to_dict() for entry in summary.invalid]}
-        stats = {STATS_PREFIX + name: array for name, array in summary.stats.to_arrays().items()}
+        meta["digest"] = summary_digest(meta, arrays)
         buffer = io.BytesIO()
-        np.savez(buffer, meta=np.frombuffer(orjson.dumps(meta), dtype=np.uint8), benchmark=summary.benchmark, **stats)
+        np.savez(buffer, meta=np.frombuffer(orjson.dumps(meta), dtype=np.uint8), **arrays)
         try:
             atomic_write_bytes(self._path(item), buffer.getvalue())
         except StoreWriteError:
             pass
+
+
+def summary_digest(meta: dict, arrays) -> str:
+    """A hash of everything a cached summary holds (its meta but the digest, and every array but the meta), bound
+    to its segment's content hash through the meta."""
+    digest = hashlib.sha256()
+    body = {key: value for key, value in meta.items() if key != "digest"}
+    digest.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+    names = arrays.files if hasattr(arrays, "files") else list(arrays)
+    for name in sorted(name for name in names if name != "meta"):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def summarise_file(store: TrajectoryStore, item, builder: DatasetBuilder, skip_ids: set[str] | None = None):

@@ -174,13 +174,13 @@ def dump_json(value: Any) -> bytes:
 
 
 def read_json(path: Path) -> Any | None:
-    """Parse a JSON file; None when it does not exist, CorruptDocumentError when it does not parse."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
+    """Parse a JSON file; None when it does not exist, CorruptDocumentError when it does not parse (or is a link,
+    a special file, unreadable or too large)."""
+    from memabra.storage.safe_io import read_store_bytes
+
+    data = read_store_bytes(Path(path))
+    if data is None:
         return None
-    except IsADirectoryError as exc:
-        raise CorruptDocumentError(path, "it is a folder") from exc
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:

@@ -17,9 +17,20 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 ID_FORMAT = "%Y%m%d-%H%M%S"
 
 
+def is_timestamp_id(value: object) -> bool:
+    """Whether value is exactly an id: ASCII `YYYYMMDD-HHMMSS` naming a real moment (nothing before or after)."""
+    if not isinstance(value, str) or not VERSION_ID_PATTERN.match(value):
+        return False
+    try:
+        datetime.strptime(value, ID_FORMAT)
+    except ValueError:
+        return False
+    return True
+
+
 def validate_timestamp_id(value: object, what: str = "version id") -> str:
     """Return value if it looks like 20260414-123456, else raise BadInputError (before any path is built)."""
-    if not isinstance(value, str) or not VERSION_ID_PATTERN.match(value):
+    if not is_timestamp_id(value):
         raise BadInputError(f"{what} {value!r} is malformed: expected a timestamp like 20260414-123456")
     return value
 
@@ -38,7 +49,7 @@ class TimestampedFolder(Generic[ModelT]):
             names = os.listdir(self.folder)
         except FileNotFoundError:
             return []
-        found = [name[:-5] for name in names if name.endswith(".json") and VERSION_ID_PATTERN.match(name[:-5])]
+        found = [name[:-5] for name in names if name.endswith(".json") and is_timestamp_id(name[:-5])]
         return sorted(found, reverse=True)
 
     def path(self, document_id: str) -> Path:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import orjson
 
-from memabra.errors import LockHeldError, StoreWriteError
+from memabra.errors import CorruptDocumentError, LockHeldError, StoreWriteError
 from memabra.models import utc_now
 from memabra.storage.layout import StoreLayout
+from memabra.storage.safe_io import open_regular
 
 
 class StoreLock:
@@ -26,7 +27,10 @@ class StoreLock:
         path = self.layout.lock_path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except CorruptDocumentError as exc:
+            raise StoreWriteError(f"the lock file {path} is not a plain file ({exc.detail}); remove it and try "
+                                  "again (`--check --repair` moves it to quarantine/)") from exc
         except OSError as exc:
             raise StoreWriteError(
                 f"cannot create the lock file {path}: {exc.strerror}; check that the base dir is writable"
@@ -77,8 +81,8 @@ def lock_holder(base_dir: StoreLayout | Path) -> dict | None:
     """Return the holder of the base dir's lock ({pid, started_at, operation}) or None when it is free."""
     path = StoreLayout.of(base_dir).lock_path
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = open_regular(path)
+    except (OSError, CorruptDocumentError):
         return None
     try:
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from memabra.storage.atomic import _fsync_dir, _write_error, atomic_create_bytes
 from memabra.storage.layout import StoreLayout
+from memabra.storage.safe_io import ensure_inside, read_store_bytes
 
 QUARANTINE_SUFFIX = ".quarantined"
 
@@ -25,9 +26,12 @@ def _free_quarantine_path(layout: StoreLayout, path: Path) -> Path:
 def quarantine_file(base_dir: StoreLayout | Path, path: Path, keep_original: bool = False) -> Path:
     """Move (or, with keep_original, copy) a file of the store into quarantine and return where it went."""
     layout, path = StoreLayout.of(base_dir), Path(path)
+    ensure_inside(layout.base_dir, path)
+    ensure_inside(layout.base_dir, layout.quarantine_dir / "x")
     target = _free_quarantine_path(layout, path)
     if keep_original:
-        while not atomic_create_bytes(target, path.read_bytes()):
+        data = read_store_bytes(path)
+        while not atomic_create_bytes(target, data or b""):
             target = _free_quarantine_path(layout, path)
         return target
     try:

@@ -28,6 +28,7 @@ from memabra.storage.atomic import (_write_error, atomic_write_bytes, process_al
                                     write_all)
 from memabra.storage.documents import describe_validation_error, write_table
 from memabra.storage.layout import StoreLayout
+from memabra.storage.safe_io import read_store_bytes
 
 SEGMENT_TABLE = "trajectories"
 JOURNAL_PREFIX = ".journal-"
@@ -182,9 +183,8 @@ class TrajectoryStore:
         """The raw documents of one file; a journal's torn last line (a write cut short) is left out."""
         if item.sealed:
             return _segment_documents(item.path)
-        try:
-            data = item.path.read_bytes()
-        except FileNotFoundError:
+        data = read_store_bytes(item.path)
+        if data is None:
             # Its writer sealed it between listing and reading.
             return _segment_documents(self.folder / f"{item.key}.json")
         lines = data.split(b"\n")
@@ -223,8 +223,8 @@ class TrajectoryStore:
             return None
         with gc_paused():
             try:
-                documents = list(_PLAIN_SEGMENT_FILE.validate_json(item.path.read_bytes())[SEGMENT_TABLE].values())
-            except (ValidationError, OSError):
+                documents = list(_PLAIN_SEGMENT_FILE.validate_json(read_store_bytes(item.path) or b"")[SEGMENT_TABLE].values())
+            except (ValidationError, OSError, CorruptDocumentError):
                 return None
             for document in documents:
                 if "trajectory_id" not in document or choice_problem(
@@ -289,8 +289,8 @@ class TrajectoryStore:
 def _valid_segment(path: Path) -> list[Trajectory] | None:
     """Parse and validate a whole segment in one call straight from its bytes; None if any part fails."""
     try:
-        return list(_SEGMENT_FILE.validate_json(path.read_bytes())["trajectories"].values())
-    except (ValidationError, OSError):
+        return list(_SEGMENT_FILE.validate_json(read_store_bytes(path) or b"")["trajectories"].values())
+    except (ValidationError, OSError, CorruptDocumentError):
         return None  # the document-by-document path reports what is wrong
 
 
@@ -366,7 +366,10 @@ class TrajectoryWriter:
                 trajectory = Trajectory.model_validate(trajectory)
             except ValidationError as exc:
                 raise BadInputError(f"trajectory refused: {describe_validation_error(exc)}") from exc
-        document = _dump_trajectory(trajectory)
+        try:
+            document = _dump_trajectory(trajectory)
+        except (ValueError, TypeError) as exc:  # e.g. nested past the serialiser's depth in a model built unchecked
+            raise BadInputError(f"trajectory refused: it cannot be stored as JSON ({str(exc)[:200]})") from exc
         line = document + b"\n"
         with self._mutex:
             fd = self._open()
@@ -396,7 +399,7 @@ class TrajectoryWriter:
         if self._fd is None:
             try:
                 self.store.folder.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self._journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                self._fd = os.open(self._journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
             except OSError as exc:
                 raise _write_error(self._journal_path, exc) from exc
             _LIVE_WRITERS.add(self.writer_id)

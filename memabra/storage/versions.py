@@ -106,8 +106,9 @@ class RouterVersionStore:
             except CorruptDocumentError:
                 if expected_active is not None:
                     raise
-                # Rolling back is how an operator repairs an unreadable current.json: set it aside, then replace it.
-                quarantine_file(self.layout, self.current_file.path)
+                # Rolling back is how an operator repairs an unreadable current.json: a copy goes to quarantine,
+                # then one rename replaces it, so a kill at any point leaves the old file or the new one.
+                quarantine_file(self.layout, self.current_file.path, keep_original=True)
                 previous = None
             if expected_active is not None and (previous is None or previous.version_id != expected_active):
                 active = previous.version_id if previous else "the built-in heuristic"

@@ -187,9 +187,8 @@ class MemabraConsole(App[int]):
             self.main_screen.query_one(StagePanel).show_outcome(outcome)
 
     def show_status(self, overview: Overview) -> None:
-        self.main_screen.query_one("#status", Static).update(status_text(overview, self.settings))
         self.main_screen.query_one("#settings-sources", Static).update(describe_sources(self.settings))
-        text = status_text(overview, self.settings)
+        text = status_text(overview, self.settings, running=self.cycle_kind if self.cycle_running else None)
         guard = overview.status.guard if overview.status else None
         if guard is not None:
             text.append("\n")

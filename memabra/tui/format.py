@@ -85,12 +85,15 @@ def describe_outcome(result: Any, what: str) -> Text:
     return text
 
 
-def status_text(overview: Overview, settings: Settings) -> Text:
-    """The router status panel: what is active and why, what is stored, the lock and the gates."""
+def status_text(overview: Overview, settings: Settings, running: str | None = None) -> Text:
+    """The router status panel: what is active and why, what is stored, the lock (held by this console while its
+    `running` operation runs) and the gates."""
     text = Text()
     status = overview.status
     for problem in overview.problems[:3]:
         text.append(f"problem: {problem}\n", style="bold red")
+    for warning in (status.warnings if status is not None else [])[:3]:
+        text.append(f"warning: {warning}\n", style="bold red")
     if status is None:
         return text
     current = status.current
@@ -110,6 +113,8 @@ def status_text(overview: Overview, settings: Settings) -> Text:
         if summary is not None:
             line("reward", f"{number(summary.avg_reward)} · errors {percent(summary.error_rate)}"
                            f" · {number(summary.avg_latency_ms, 0, ' ms')}")
+    elif status.version_count:
+        line("active", "unknown: current.json is missing or unreadable", "bold red")
     else:
         line("active", "heuristic (no version yet)", "bold")
     total = status.training_trajectory_count
@@ -117,7 +122,10 @@ def status_text(overview: Overview, settings: Settings) -> Text:
     invalid = status.invalid_trajectory_count
     stored = f"{total:,} trajectories · {unseen:,} new" + (f" · {invalid:,} invalid" if invalid else "")
     line("stored", stored, "yellow" if unseen >= settings.min_new_trajectories else "")
-    line("lock", describe_lock(status.lock))
+    if running and status.lock is None:
+        line("lock", Text(f"held by this console: {running}", style="bold yellow"))
+    else:
+        line("lock", describe_lock(status.lock))
     if status.drift is not None:
         drift = status.drift
         style = {"dropped": "bold red", "rose": "green"}.get(drift.signal, "")
