@@ -13,8 +13,8 @@ from memabra.models import Trajectory
 from memabra.serving import ActiveRouter, append_trajectory
 from memabra.storage import safe_io
 from memabra.storage.trajectories import TrajectoryStore
-from tests.conftest import run_main
-from tests.test_models import trajectory_doc
+from tests.helpers import run_main
+from tests.helpers import trajectory_doc
 
 
 def snapshot(folder):
@@ -187,11 +187,11 @@ def test_9_a_full_disk_after_the_promotion_in_a_real_process(tmp_path):
     from memabra.demo.generate import generate_demo_trajectories
     from memabra.demo.world import DemoWorld
     from memabra.learning.routers import HeuristicRouter
-    from tests.test_crash import run_cli
+    from tests.helpers import run_cli
 
     base = tmp_path / "store"
     generate_demo_trajectories(base, 200, HeuristicRouter(), world=DemoWorld(7), seed=3)
-    failed = run_cli(base, "--min-new-trajectories", "1", fault="enospc@30")
+    failed = run_cli("--base-dir", base, "--min-new-trajectories", "1", fault="enospc@30")
     result = json.loads(failed.stdout)
     assert failed.returncode == 1 and result["status"] == "promoted" and "disk is full" in result["unfinished"][0]
     assert current_id(base) == result["challenger_version_id"]

@@ -5,8 +5,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import run_main
-from tests.test_models import trajectory_doc
+from tests.helpers import run_main
+from tests.helpers import trajectory_doc
 
 numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**30, 10**30),
                     st.sampled_from([1e308, -1e308, 5e-324, 1e6, -1e6, 1e9, 0.0, True, "0.5", None]))

@@ -8,7 +8,7 @@ from memabra.check import check_store
 from memabra.learning.routers import HeuristicRouter
 from memabra.serving import ActiveRouter
 from memabra.storage.versions import RouterVersionStore
-from tests.test_crash import run_cli
+from tests.helpers import run_cli
 
 
 def test_rollback_from_a_quarantined_current_killed_at_every_step(tmp_path):
@@ -22,7 +22,7 @@ def test_rollback_from_a_quarantined_current_killed_at_every_step(tmp_path):
     current = base / "router-versions" / "current.json"
     for step in range(1, 8):
         current.write_text("{ torn")
-        rolled = run_cli(base, "--rollback", older, fault=f"kill@{step}")
+        rolled = run_cli("--base-dir", base, "--rollback", older, fault=f"kill@{step}")
         if rolled.returncode == 0:
             break
         assert rolled.returncode == -signal.SIGKILL

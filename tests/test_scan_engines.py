@@ -16,7 +16,7 @@ from memabra.learning.id_hashes import SortedIdHashes, id_hashes
 from memabra.learning.scan import ArtifactIndex
 from memabra.storage.store import Store
 from memabra.storage.trajectories import TrajectoryStore, TrajectoryWriter
-from tests.conftest import run_main
+from tests.helpers import run_main
 
 SEGMENT_SIZE = 100
 """2,000 trajectories in segments of 100: 20 segments, enough for every engine to share the work."""
