@@ -15,8 +15,8 @@ from pathlib import Path
 from memabra.errors import BadInputError, CorruptDocumentError
 from memabra.guarding import GUARD_REPORTS_DIR, GuardRollbackReport
 from memabra.learning.versions import router_from_dict
-from memabra.models import (VERSION_ID_PATTERN, CurrentRouter, HistoryEntry, ReviewedChallenger, RouterVersion,
-                            TrainingReport)
+from memabra.audit_models import HistoryEntry, ReviewedChallenger
+from memabra.models import VERSION_ID_PATTERN, CurrentRouter, RouterVersion, TrainingReport
 from memabra.runtime.case_index import CASES_TABLE, CaseIndex
 from memabra.storage.atomic import atomic_write_bytes, dump_json, process_alive, read_json, temp_file_writer
 from memabra.storage.documents import DocumentFile

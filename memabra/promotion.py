@@ -14,13 +14,13 @@ from memabra.errors import BadInputError, MemabraError
 from memabra.evaluation.evaluator import Evaluation
 from memabra.learning.routers import ScoringRouter
 from memabra.learning.scan import ArtifactIndex
+from memabra.audit_models import ReviewedChallenger
 from memabra.models import (
     BenchmarkSection,
     CurrentRouter,
     GatePolicy,
     OffPolicySection,
     PromotionDecision,
-    ReviewedChallenger,
     TrainingReport,
     utc_now,
 )

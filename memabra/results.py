@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from memabra.audit_models import HistoryEntry
 from memabra.models import (
     BenchmarkMetrics,
     BenchmarkSection,
@@ -17,7 +18,6 @@ from memabra.models import (
     EvidenceSource,
     GatePolicy,
     GateResult,
-    HistoryEntry,
     OffPolicySection,
     TrainingReport,
 )

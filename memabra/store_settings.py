@@ -10,7 +10,7 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from memabra.errors import SettingError
-from memabra.models import HistoryEntry
+from memabra.audit_models import HistoryEntry
 from memabra.settings import GATE_FIELDS, Settings
 from memabra.settings_file import flat_keys, parse_settings_text
 from memabra.storage.atomic import atomic_write_bytes

@@ -11,7 +11,7 @@ from tests.helpers import start_python
 STATUS_KEYS = {
     "base_dir", "current", "active_router", "trajectory_count", "training_trajectory_count",
     "benchmark_trajectory_count", "unseen_trajectory_count", "invalid_trajectory_count", "seen_trajectory_count",
-    "version_count", "report_count", "latest_report", "lock", "recent_value", "drift", "settings", "guard",
+    "version_count", "report_count", "latest_report", "lock", "recent_value", "drift", "settings", "guard", "warnings",
 }
 RESULT_KEYS = {
     "status", "report_id", "dry_run", "baseline_version_id", "challenger_version_id", "new_trajectory_count",

@@ -9,7 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from memabra.models import HistoryEntry, SettingChange, utc_now
+from memabra.audit_models import HistoryEntry, SettingChange
+from memabra.models import utc_now
 from memabra.storage.folders import TimestampedFolder
 from memabra.storage.layout import StoreLayout
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from memabra.errors import BadInputError, CorruptDocumentError
-from memabra.models import CurrentRouter, ReviewedChallenger, RollbackEntry, RouterVersion, TrainingReport, utc_now
+from memabra.audit_models import ReviewedChallenger
+from memabra.models import CurrentRouter, RollbackEntry, RouterVersion, TrainingReport, utc_now
 from memabra.storage.documents import DocumentFile
 from memabra.storage.folders import TimestampedFolder, validate_timestamp_id
 from memabra.storage.history import HistoryLog

@@ -15,7 +15,8 @@ from textual.worker import Worker
 
 from memabra.evaluation.benchmark import BenchmarkSuite
 from memabra.evaluation.evaluator import Executor
-from memabra.models import BenchmarkSection, HistoryEntry, TrainingReport
+from memabra.audit_models import HistoryEntry
+from memabra.models import BenchmarkSection, TrainingReport
 from memabra.overview import gate_rows, metric_rows, off_policy_rows, version_diff
 from memabra.storage.store import Store
 from memabra.tui.format import number, percent, short_time, signed
