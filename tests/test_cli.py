@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 STATUS_KEYS = {
     "base_dir", "current", "active_router", "trajectory_count", "training_trajectory_count",
     "benchmark_trajectory_count", "unseen_trajectory_count", "invalid_trajectory_count", "seen_trajectory_count",
-    "version_count", "report_count", "latest_report", "lock", "recent_value",
+    "version_count", "report_count", "latest_report", "lock", "recent_value", "warnings",
 }
 RESULT_KEYS = {
     "status", "report_id", "dry_run", "baseline_version_id", "challenger_version_id", "new_trajectory_count",
@@ -238,10 +238,10 @@ def test_corrupt_current_is_one_line_and_debug_adds_traceback(cli, seeded_store)
     current = seeded_store / "router-versions" / "current.json"
     current.parent.mkdir(parents=True)
     current.write_text("{not json")
-    plain = cli("--base-dir", seeded_store, "--status")
+    plain = cli("--base-dir", seeded_store, "--list-versions")
     assert plain.code == 1 and plain.error_lines == [plain.stderr.strip()]
     assert "current.json" in plain.stderr and "--check" in plain.stderr
-    debug = cli("--base-dir", seeded_store, "--status", "--debug")
+    debug = cli("--base-dir", seeded_store, "--list-versions", "--debug")
     assert debug.code == 1 and "Traceback" in debug.stderr
 
 

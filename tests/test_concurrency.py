@@ -25,19 +25,19 @@ def start_cycle(base, *args):
                             stdin=subprocess.DEVNULL)
 
 
-def test_two_cycles_started_together_one_runs_the_other_exits_75(tmp_path):
+def test_two_cycles_started_together_one_runs_the_other_exits_75(tmp_path, monkeypatch):
     base = tmp_path / "store"
     generate_demo_trajectories(base, 200, HeuristicRouter(), world=DemoWorld(7), seed=4)
-    # The first cycle reads its seen-ids file from a FIFO, so it holds the lock until the test writes to it.
-    seen = tmp_path / "seen.json"
-    os.mkfifo(seen)
-    first = start_cycle(base, "--min-new-trajectories", "1", "--seen-trajectory-store", str(seen))
+    # The first cycle's executor waits for a gate file, so it holds the lock until the test creates it.
+    gate = tmp_path / "gate"
+    monkeypatch.setenv("MEMABRA_TEST_GATE", str(gate))
+    gated = ("--executor", "tests.executor_plugins:make_gated_demo_executor")
+    first = start_cycle(base, "--min-new-trajectories", "1", *gated)
     while lock_holder(base) is None:
         assert first.poll() is None, first.communicate()
-    second = start_cycle(base, "--min-new-trajectories", "1", "--seen-trajectory-store", str(seen))
+    second = start_cycle(base, "--min-new-trajectories", "1", *gated)
     blocked, blocked_out, blocked_err = second.wait(120), *second.communicate()
-    with open(seen, "w") as writer:
-        writer.write("{}")
+    gate.touch()
     ran, ran_out, _ = first.wait(120), *first.communicate()
     assert (ran, blocked) == (0, 75)
     assert json.loads(ran_out)["status"] == "promoted"
