@@ -42,3 +42,28 @@ def broken_factory():
 
 def not_an_executor():
     return object()
+
+
+class GatedDemoExecutor:
+    """The demo world's executor, waiting first until the file MEMABRA_TEST_GATE names exists (a cycle that holds
+    the lock until the test lets it go)."""
+
+    def __init__(self):
+        import os
+        from pathlib import Path
+
+        from memabra.demo.world import DemoWorld
+
+        self.world = DemoWorld(7)
+        self.gate = Path(os.environ["MEMABRA_TEST_GATE"])
+
+    def execute(self, task: Task, candidate: Candidate):
+        import time
+
+        while not self.gate.exists():
+            time.sleep(0.05)
+        return self.world.execute(task, candidate)
+
+
+def make_gated_demo_executor() -> GatedDemoExecutor:
+    return GatedDemoExecutor()

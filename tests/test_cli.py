@@ -240,10 +240,10 @@ def test_corrupt_current_is_one_line_and_debug_adds_traceback(cli, seeded_store)
     current = seeded_store / "router-versions" / "current.json"
     current.parent.mkdir(parents=True)
     current.write_text("{not json")
-    plain = cli("--base-dir", seeded_store, "--status")
+    plain = cli("--base-dir", seeded_store, "--list-versions")
     assert plain.code == 1 and plain.error_lines == [plain.stderr.strip()]
     assert "current.json" in plain.stderr and "--check" in plain.stderr
-    debug = cli("--base-dir", seeded_store, "--status", "--debug")
+    debug = cli("--base-dir", seeded_store, "--list-versions", "--debug")
     assert debug.code == 1 and "Traceback" in debug.stderr
 
 

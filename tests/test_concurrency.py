@@ -17,33 +17,23 @@ def start_cycle(base, *args):
     return start_cli("--base-dir", base, *args)
 
 
-def test_two_cycles_started_together_one_runs_the_other_exits_75(tmp_path):
+def test_two_cycles_started_together_one_runs_the_other_exits_75(tmp_path, monkeypatch):
     base = tmp_path / "store"
     build_store(base, 200, seed=4)
-    # The first cycle reads its seen-ids file from a FIFO, so it holds the lock until the test writes to it.
-    seen = tmp_path / "seen.json"
-    os.mkfifo(seen)
-    first = start_cycle(base, "--min-new-trajectories", "1", "--seen-trajectory-store", str(seen))
+    # The first cycle's executor waits for a gate file, so it holds the lock until the test creates it.
+    gate = tmp_path / "gate"
+    monkeypatch.setenv("MEMABRA_TEST_GATE", str(gate))
+    gated = ("--executor", "tests.executor_plugins:make_gated_demo_executor")
+    first = start_cycle(base, "--min-new-trajectories", "1", *gated)
     try:
         def first_holds_the_lock():
             assert first.poll() is None, first.communicate()
             return lock_holder(base)
 
         wait_until(first_holds_the_lock, 60, "the first cycle never showed as the lock's holder")
-        second = start_cycle(base, "--min-new-trajectories", "1", "--seen-trajectory-store", str(seen))
+        second = start_cycle(base, "--min-new-trajectories", "1", *gated)
         blocked, blocked_out, blocked_err = finish(second)
-
-        def writer_to_the_waiting_first_cycle():
-            assert first.poll() is None, first.communicate()
-            try:
-                return os.open(seen, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:  # ENXIO: the first cycle has not opened the FIFO yet
-                assert exc.errno == errno.ENXIO, exc
-                return None
-
-        writer = wait_until(writer_to_the_waiting_first_cycle, 60, "the first cycle never read its seen-ids FIFO")
-        os.write(writer, b"{}")
-        os.close(writer)
+        gate.touch()
     except BaseException:
         first.kill()
         first.communicate()

@@ -284,7 +284,7 @@ async def test_corrupt_current_is_a_problem_line_and_an_engine_error_a_notificat
     app = make_app(history_store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert "problem:" in text_of(app, "#status") and "current.json" in text_of(app, "#status")
+        assert "warning:" in text_of(app, "#status") and "current.json" in text_of(app, "#status")
         await pilot.press("p")
         await settle(pilot)
         assert any("current.json is not a valid document" in message for message in notifications(app))
