@@ -17,7 +17,7 @@ from memabra.learning.routers import HeuristicRouter
 from memabra.learning.versions import load_version_router
 from memabra.models import GateResult, OffPolicySection
 from memabra.results import StoreStatus
-from memabra.settings import GuardSettings, Settings
+from memabra.settings import Settings
 from memabra.status import store_status
 from memabra.storage.atomic import read_json
 from memabra.storage.folders import TimestampedFolder
@@ -132,6 +132,7 @@ def load_overview(store: Store | Path, settings: Settings | None = None) -> Over
     store = Store.of(store)
     problems: list[str] = []
     check = None
+    guard = settings.guard if settings is not None else None
     try:
         if guard is not None and guard.mode != "off":
             check = evaluate_guard(store, guard, trace=True)

@@ -132,21 +132,21 @@ def test_7_tampered_weights_name_the_file_and_check_reports_them(history_store, 
     path = history_store / "router-versions" / "versions" / f"{current_id(history_store)}.json"
     version = json.loads(path.read_text())
     router = version["router"]
+    assert router["kind"] == "hierarchical_ridge"
     if tamper == "shape":
-        router["weights"][0].pop()
+        router["kind_weights"][0].pop()
     elif tamper == "string":
-        router["weights"] = "weights"
+        router["global_weights"] = "weights"
     elif tamper == "empty":
-        router["weights"] = []
+        router["id_weights"] = []
     elif tamper == "missing":
-        del router["weights"]
+        del router["kind_weights"]
     elif tamper == "unknown_key":
-        router["feature_config"]["colour"] = 3
+        router["config"]["colour"] = 3
     elif tamper == "zero_buckets":
-        router["feature_config"] = {"task_buckets": 0, "name_buckets": 0}
-        router["weights"] = [[0.0] * 3] * 6
+        router["config"]["task_buckets"] = 0
     else:
-        router["weights"][0][0] = "NaN"
+        router["global_weights"][0] = "NaN"
     path.write_text(json.dumps(version))
     code, printed, stderr = run_main("--base-dir", history_store, "--status")
     assert code == 0 and json.loads(printed)["recent_value"] is None
@@ -249,7 +249,7 @@ def test_11_a_forged_cache_is_not_trusted_and_check_reports_it(history_store):
     cached = sorted((history_store / ".cache" / "segments").glob("*.npz"))[0]
     with np.load(cached) as arrays:
         content = {name: arrays[name] for name in arrays.files}
-    content["moment"] = content["moment"] + 100.0
+    content["stats_moment"] = content["stats_moment"] + 100.0
     np.savez(cached, **content)
     os.rename(str(cached) + ".npz", cached) if os.path.exists(str(cached) + ".npz") else None
     code, printed, _ = run_main("--base-dir", history_store, "--check")

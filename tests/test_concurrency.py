@@ -1,8 +1,6 @@
 """Several processes on one store at once: one cycle at a time, and readers never see a partial state."""
 
-import errno
 import json
-import os
 import threading
 
 from memabra.check import check_store
