@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import memabra.storage.atomic as atomic
+from memabra.storage import documents
 from memabra.errors import LockHeldError
 from memabra.storage.lock import StoreLock, lock_holder
 from memabra.storage.seen import SeenTrajectoryStore
@@ -214,7 +215,7 @@ def test_temp_file_names_tell_their_writer():
 def test_the_tinydb_storages_read_and_replace_whole_files(tmp_path):
     from memabra.errors import CorruptDocumentError
 
-    tables = atomic.AtomicJSONStorage(tmp_path / "tables.json")
+    tables = documents.AtomicJSONStorage(tmp_path / "tables.json")
     assert tables.read() is None
     tables.write({"_default": {"1": {"a": 1}}})
     assert tables.read() == {"_default": {"1": {"a": 1}}}
@@ -225,7 +226,7 @@ def test_the_tinydb_storages_read_and_replace_whole_files(tmp_path):
     (tmp_path / "tables.json").write_bytes(b"  ")
     with pytest.raises(CorruptDocumentError, match="it is empty"):
         tables.read()
-    single = atomic.SingleDocumentStorage(tmp_path / "one.json")
+    single = documents.SingleDocumentStorage(tmp_path / "one.json")
     single.write({"_default": {"1": {"b": 2}}})
     assert single.read() == {"_default": {"1": {"b": 2}}} and (tmp_path / "one.json").read_bytes() == b'{\n  "b": 2\n}\n'
     with pytest.raises(ValueError, match="holds exactly one document, got 2"):

@@ -16,7 +16,7 @@ from memabra.tui.screens.details import ReportScreen, VersionScreen
 from memabra.tui.screens.modals import PromoteScreen
 from memabra.workflow import CycleRequest, run_cycle
 from tests.helpers import run_main
-from tests.helpers import start_cli
+from tests.helpers import start_cli, wait_until
 from tests.console_helpers import SIZE, make_app, settle
 
 
@@ -96,15 +96,13 @@ def test_a_stale_or_failed_review_needs_force_and_a_reason_and_rollbacks_are_log
 def test_promote_while_a_cycle_holds_the_lock_exits_75_and_nothing_is_lost(seeded_store, tmp_path):
     base = str(seeded_store)
     report_id = ok("--base-dir", base, "--dry-run")["report_id"]
-    seen = tmp_path / "seen.json"
-    os.mkfifo(seen)  # the cycle holds the lock until the test writes its seen ids
-    cycle = start_cli("--base-dir", seeded_store, "--seen-trajectory-store", str(seen))
-    while lock_holder(seeded_store) is None:
-        assert cycle.poll() is None, cycle.communicate()
+    gate = tmp_path / "gate"  # the cycle's executor holds the lock until the test creates this file
+    cycle = start_cli("--base-dir", seeded_store, "--executor", "tests.executor_plugins:make_gated_demo_executor",
+                      "--evidence", "demo", env={"MEMABRA_TEST_GATE": str(gate)})
+    wait_until(lambda: cycle.poll() is None and lock_holder(seeded_store), 60, "the cycle never took the lock")
     code, out, err = run_main("--base-dir", base, "--promote", report_id)
     assert (code, out) == (75, "") and "is locked by process" in err
-    with open(seen, "w") as writer:
-        writer.write("{}")
+    gate.touch()
     assert cycle.wait(120) == 0
     cycle_result = json.loads(cycle.communicate()[0])
     assert cycle_result["status"] == "promoted"

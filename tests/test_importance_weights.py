@@ -64,7 +64,7 @@ def test_capped_weights_are_counted_and_warned_about_per_router():
     picked = heuristic_picks(logged(0.5))
     log = [logged(0.01, chosen=picked, text=f"t{i}") for i in range(3)] + [logged(0.5, chosen=picked, text=f"u{i}")
                                                                               for i in range(5)]
-    report = compare_routers(log, HeuristicRouter(), HeuristicRouter(), resamples=20)
+    report = compare_routers(log, HeuristicRouter(), HeuristicRouter(), resamples=20).model_dump()
     assert report["clipped_count"] == {"baseline": 3, "challenger": 3}
     capped = [warning for warning in report["warnings"] if "were capped" in warning]
     assert capped == [
@@ -78,13 +78,13 @@ def test_capped_weights_are_counted_and_warned_about_per_router():
 def test_a_log_without_exploration_is_warned_about_and_not_checked_for_consistency():
     picked = heuristic_picks(logged(0.5))
     log = [logged(1.0, chosen=picked, text=f"t{i}") for i in range(10)]
-    report = compare_routers(log, HeuristicRouter(), HeuristicRouter(), resamples=20)
+    report = compare_routers(log, HeuristicRouter(), HeuristicRouter(), resamples=20).model_dump()
     assert any(warning.startswith("every held-out decision was logged with propensity 1 (no exploration)")
                for warning in report["warnings"])
     assert report["logging_check"] is None and report["propensities_suspect"] is False
     assert report["clipped_count"] == {"baseline": 0, "challenger": 0}
     exploring = compare_routers(log[:-1] + [logged(0.9, chosen=picked)], HeuristicRouter(), HeuristicRouter(),
-                                resamples=20)
+                                resamples=20).model_dump()
     assert not any("no exploration" in warning for warning in exploring["warnings"])
     assert exploring["logging_check"] is not None
 
