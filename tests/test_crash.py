@@ -38,7 +38,7 @@ while True:
 
 def test_cycles_and_promotions_killed_at_random_write_steps(small_store):
     rng = random.Random(SEED)
-    steps = sorted(rng.sample(DOCUMENT_STEPS, 8)) + sorted(rng.sample(APPEND_STEPS, 3)) + [660]
+    steps = sorted(rng.sample(DOCUMENT_STEPS, 8)) + sorted(rng.sample(APPEND_STEPS, 3)) + [600]
     killed = 0
     for step in steps:
         before = store_status(small_store)["current"]
@@ -55,7 +55,8 @@ def test_cycles_and_promotions_killed_at_random_write_steps(small_store):
 
     finished = run_cli("--base-dir", small_store, "--min-new-trajectories", "0")
     assert finished.returncode == 0, finished.stderr
-    assert json.loads(finished.stdout)["status"] == "promoted"
+    # A cycle runs to its end and writes its report (earlier killed cycles may have promoted an equal challenger).
+    assert json.loads(finished.stdout)["status"] in ("promoted", "rejected") and json.loads(finished.stdout)["report_id"]
     repaired = check_store(small_store, repair=True)
     assert repaired["healthy"] and check_store(small_store)["problems"] == []
     assert run_cli("--base-dir", small_store, "--status").returncode == 0

@@ -115,7 +115,7 @@ def test_a_version_this_code_cannot_load_keeps_the_previous_router_serving(seede
     store = RouterVersionStore(seeded_store)
     second = store.save(store.get_version(first).router).version_id
     path = seeded_store / "router-versions" / "versions" / f"{second}.json"
-    path.write_text(path.read_text().replace('"simple_learning"', '"mystery"'))
+    path.write_text(path.read_text().replace('"hierarchical_ridge"', '"mystery"'))
     store.rollback(second)
     assert router.refresh() is False
     assert router.version_id == first and "unknown router kind 'mystery'" in router.last_error
