@@ -64,7 +64,7 @@ def paused_cycle(monkeypatch):
     real_workflow = console_app.workflow.run_cycle
     reached, release = threading.Event(), threading.Event()
 
-    def workflow_paused_at_dataset(**kwargs):
+    def workflow_paused_at_dataset(*args, **kwargs):
         on_event = kwargs.pop("on_event")
 
         def pausing(event):
@@ -73,7 +73,7 @@ def paused_cycle(monkeypatch):
                 reached.set()
                 release.wait(timeout=60)
 
-        return real_workflow(on_event=pausing, **kwargs)
+        return real_workflow(*args, on_event=pausing, **kwargs)
 
     monkeypatch.setattr(console_app.workflow, "run_cycle", workflow_paused_at_dataset)
     yield reached
