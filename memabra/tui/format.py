@@ -36,7 +36,7 @@ def describe_gates(settings: Settings, separator: str = " · ") -> str:
     """The gates as applied, named by their profile (production decides on the reward gain's lower bound)."""
     gates = settings.gates.effective()
     bound = " (lower bound)" if gates.reward_delta_bound != "off" else ""
-    return (f"{gates.gate_profile}: Δreward{bound} ≥ {gates.min_reward_delta:g} · "
+    return (f"{gates.gate_profile}{separator}Δreward{bound} ≥ {gates.min_reward_delta:g} · "
             f"Δerrors ≤ {gates.max_error_rate_increase:g}{separator}"
             f"Δlatency ≤ {gates.max_latency_increase_ms:g} ms · tasks ≥ {gates.required_task_count}")
 
