@@ -347,7 +347,7 @@ class TrajectoryWriter:
         self.store = TrajectoryStore(Path(base_dir))
         self.max_documents = max_documents
         self.fsync = fsync
-        stamp = utc_now().strftime("%Y%m%d%H%M%S")
+        stamp = utc_now().strftime("%Y%m%d%H%M%S%f")  # microseconds: files sort in the order they were started
         self.writer_id = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
         self._sequence = 0
         self._fd: int | None = None
