@@ -4,6 +4,8 @@ and anytime-valid intervals for the gates."""
 import json
 import random
 
+from bench.learners import log_trajectories
+
 import orjson
 import pytest
 
@@ -24,17 +26,8 @@ from tests.helpers import run_main
 
 def agent_log(count: int, seed: int = 5) -> list[Trajectory]:
     """Trajectories as an agent logs them: epsilon-greedy around the retrieval score, exact propensities."""
-    world, rng = DemoWorld(seed), random.Random(seed)
-    policy = ExplorationPolicy("epsilon_greedy", 0.3)
-    found = []
-    for _ in range(count):
-        task = world.sample_task(rng)
-        candidates = world.candidates(task)
-        decision = policy.decide(candidates, [c.score for c in candidates], rng)
-        chosen = next(c for c in candidates if c.candidate_id == decision.chosen_candidate_id)
-        found.append(Trajectory(source="agent", task=task, candidates=candidates, decision=decision,
-                                outcome=world.execute(task, chosen)))
-    return found
+    logged = log_trajectories(DemoWorld(seed), count, random.Random(seed))
+    return [trajectory.model_copy(update={"source": "agent"}) for trajectory in logged]
 
 
 @pytest.fixture
