@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from memabra.commands import command_to_run
 from memabra.errors import BadInputError, CorruptDocumentError
 from memabra.learning.routers import router_from_dict
 from memabra.models import VERSION_ID_PATTERN, CurrentRouter, RouterVersion, TrainingReport
@@ -42,6 +43,10 @@ class _StoreCheck:
         self.segment_keys: set[str] = set()
         self.intact_versions: set[str] = set()
 
+    @property
+    def repair_command(self) -> str:
+        return command_to_run(self.base_dir, "--check", "--repair")
+
     def relative(self, path: Path) -> str:
         return str(Path(path).relative_to(self.base_dir))
 
@@ -54,7 +59,7 @@ class _StoreCheck:
             target = quarantine_file(self.layout, path)
             self.report(path, problem, f"moved it to {self.relative(target)}; {consequence}", repaired=True)
         else:
-            self.report(path, problem, f"run --check --repair to move it to quarantine/; {consequence}")
+            self.report(path, problem, f"run `{self.repair_command}` to move it to quarantine/; {consequence}")
 
     def run(self) -> None:
         # Seen ids and current are read before what they refer to: every id seen (every version current) by
@@ -112,7 +117,7 @@ class _StoreCheck:
             self.report(path, problem, "deleted it: the write never took effect and the document it was "
                                        "meant to replace is intact", repaired=True)
         else:
-            self.report(path, problem, "run --check --repair to delete it (the document it was meant to "
+            self.report(path, problem, f"run `{self.repair_command}` to delete it (the document it was meant to "
                                        "replace is intact)")
 
     def check_journals(self) -> None:
@@ -129,7 +134,7 @@ class _StoreCheck:
                             "returned, is left out)", repaired=True)
             else:
                 self.report(item.path, "journal of a writer that is gone, not sealed yet",
-                            "run --check --repair (or the next cycle) to seal it into a segment; "
+                            f"run `{self.repair_command}` (or the next cycle) to seal it into a segment; "
                             "its trajectories are read meanwhile")
                 self.count_journal(item)
 
@@ -149,7 +154,7 @@ class _StoreCheck:
                 self.report(item.path, problem, f"deleted it: {self.relative(segment)} holds every line of it",
                             repaired=True)
             else:
-                self.report(item.path, problem, f"run --check --repair to delete it ({self.relative(segment)} "
+                self.report(item.path, problem, f"run `{self.repair_command}` to delete it ({self.relative(segment)} "
                                                 "holds every line of it)")
         else:
             self.set_aside(item.path, f"journal left beside {self.relative(segment)} holding lines the segment "
@@ -185,7 +190,7 @@ class _StoreCheck:
             self.report(path, problem, f"kept the {len(valid)} valid documents; the whole original is in "
                                        f"{self.relative(copy)}", repaired=True)
         else:
-            self.report(path, problem, "run --check --repair to keep only the valid documents (the whole "
+            self.report(path, problem, f"run `{self.repair_command}` to keep only the valid documents (the whole "
                                        "original is kept in quarantine/)")
 
     def read_timestamped(self, path: Path, model, id_field: str, what: str, consequence: str):
@@ -232,7 +237,8 @@ class _StoreCheck:
         path = self.layout.current_path
         if self.intact_versions:
             newest = max(self.intact_versions)
-            self.report(path, problem, f"choose the active router: `python -m memabra.cli --rollback {newest}` "
+            rollback = command_to_run(self.base_dir, "--rollback", newest)
+            self.report(path, problem, f"choose the active router: `{rollback}` "
                                        "(the newest intact version) or another intact one; repair leaves this "
                                        "choice to you")
         else:
@@ -275,7 +281,7 @@ class _StoreCheck:
             self.report(path, problem, f"dropped them (the old file is in {self.relative(copy)}); should those "
                                        "trajectories come back, they count as new once", repaired=True)
         else:
-            self.report(path, problem, "run --check --repair to drop them (a copy of the file is kept in "
+            self.report(path, problem, f"run `{self.repair_command}` to drop them (a copy of the file is kept in "
                                        "quarantine/); they change nothing but the count of new trajectories")
 
     def check_case_index(self) -> None:

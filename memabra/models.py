@@ -108,7 +108,8 @@ class Decision(Document):
 class Outcome(Document):
     """What executing the chosen candidate produced."""
 
-    reward: float
+    reward: float = Field(strict=True)
+    """A number; a string such as "1.0" is refused rather than guessed at."""
     latency_ms: float = Field(ge=0.0)
     error: str | None = Field(None, max_length=MAX_TEXT_CHARS)
 
@@ -258,7 +259,7 @@ class GatePolicy(Document):
 
     min_reward_delta: float = 0.0
     """The challenger's average reward must beat the baseline's by at least this."""
-    max_error_rate_increase: float = 0.05
+    max_error_rate_increase: float = Field(0.05, gt=-1.0, le=1.0)
     """The challenger's error rate may exceed the baseline's by at most this."""
     max_latency_increase_ms: float = 1000.0
     """The challenger's average latency may exceed the baseline's by at most this many milliseconds."""

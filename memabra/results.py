@@ -114,7 +114,7 @@ class LockHolder(Result):
     """Who holds the store's lock."""
 
     pid: int | None
-    started_at: str | None
+    started_at: datetime | None
     operation: str | None
 
 
