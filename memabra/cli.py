@@ -264,24 +264,12 @@ def _act(action: str, args: argparse.Namespace, settings: Settings, store: Store
 
 
 def _demo_trajectories(args: argparse.Namespace, settings: Settings, store: Store, cancel) -> dict[str, Any]:
-    from memabra.demo.generate import generate_demo_trajectories
-    from memabra.demo.world import DemoWorld
-    from memabra.learning.exploration import ExplorationPolicy
-    from memabra.learning.versions import active_router
-    from memabra.runtime.case_index import CaseIndex
+    from memabra.demo.traffic import append_demo_traffic
 
-    router = active_router(store.versions)
-    exploration = ExplorationPolicy.from_settings(settings)
-    case_index = CaseIndex.load(args.case_index) if args.case_index else None
     with StderrProgress() as progress:
-        summary = generate_demo_trajectories(
-            store.base_dir, args.demo_trajectories, router, exploration=exploration,
-            world=DemoWorld(settings.seed), case_index=case_index,
-            on_progress=lambda done, total: progress(ProgressEvent("demo", done, total, "running demo tasks")),
-            cancel=cancel,
-        )
-    summary["base_dir"] = str(store.base_dir)
-    return summary
+        return append_demo_traffic(
+            store, settings, args.demo_trajectories, case_index=args.case_index, cancel=cancel,
+            on_progress=lambda done, total: progress(ProgressEvent("demo", done, total, "running demo tasks")))
 
 
 def _ingest(path: Path, store: Store) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from memabra.tui.format import describe_gates, describe_outcome, number, percent
 from memabra.tui.messages import CheckFinished, CycleFinished, CycleProgress, RolledBack, StoreLoaded
 from memabra.tui.screens.details import ReportScreen, VersionScreen
 from memabra.tui.screens.modals import CheckScreen, ErrorScreen, HelpScreen, PolicyScreen, RollbackScreen
+from memabra.tui.traffic import TrafficActions
 
 POLL_SECONDS = 1.0
 """How often the console looks (cheaply, by mtimes) whether another process changed the store."""
@@ -38,11 +39,16 @@ KEYS: tuple[tuple[str, str, str, str], ...] = (
     ("c", "cancel_cycle", "Cancel", "cancel the running cycle; it writes nothing"),
     ("t", "thresholds", "Gates", "change the promotion gates for the next cycles"),
     ("k", "check", "Check", "check every file of the store; offers a repair"),
+    ("g", "demo_traffic", "Demo traffic", "append demo traffic: simulated trajectories (demo stores)"),
+    ("i", "import_logs", "Import", "import trajectories from a .jsonl file or a folder of them"),
     ("f5", "refresh", "Refresh", "read the store again (it also follows changes)"),
     ("question_mark", "help", "Help", "this list of keys"),
     ("q", "quit", "Quit", "quit (a running cycle is cancelled)"),
 )
 """Every key of the main screen: key, action, footer label, what it does (footer, help screen, palette)."""
+NOT_IN_FOOTER = {"g", "i", "f5"}
+"""Keys left out of the footer so it fits 80 columns (the help screen and the palette list them)."""
+NOTICE_STYLES = {"error": "bold red", "locked": "bold yellow", "working": "yellow", "done": "green"}
 
 VERSION_COLUMNS = (("  version", "id", 17), ("created (UTC)", "created", 16), ("reward", "reward", 6),
                    ("errors", "errors", 6), ("latency", "latency", 7), ("trained", "trained", 7))
@@ -59,6 +65,7 @@ class StagePanel(Vertical):
     """The live cycle: what is running or how the last cycle ended, a bar per stage, and a log."""
 
     def compose(self) -> ComposeResult:
+        yield Static("", id="notice")
         yield Static("", id="cycle-outcome")
         for stage in workflow.STAGES:
             with Horizontal(classes="stage-row"):
@@ -88,13 +95,14 @@ class StagePanel(Vertical):
         self.query_one("#cycle-outcome", Static).update(text)
 
 
-class MemabraConsole(App[int]):
+class MemabraConsole(TrafficActions, App[int]):
     """memabra's operator console over one base dir."""
 
     CSS_PATH = "app.tcss"
     TITLE = "memabra"
-    BINDINGS = [Binding(key, action, label, tooltip=what) for key, action, label, what in KEYS]
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    BINDINGS = [Binding(key, action, label, tooltip=what, show=key not in NOT_IN_FOOTER)
+                for key, action, label, what in KEYS]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide"), (160, "-widest")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     def __init__(self, base_dir: Path, settings: Settings | None = None, poll_seconds: float = POLL_SECONDS):
@@ -172,12 +180,20 @@ class MemabraConsole(App[int]):
             self.fill_versions(message.overview.versions)
         if previous is None or previous.reports != message.overview.reports:
             self.fill_reports(message.overview.reports)
-        if not self.cycle_running and self.last_result is None:
+        if not self.cycle_running:
             status = message.overview.status
             latest = status.latest_report if status else None
-            outcome = describe_outcome(latest, "last cycle") if latest else Text("no cycle has run yet")
-            outcome.append("\n\nd dry run · p cycle that may promote", style="dim")
+            mine = self.last_result
+            if mine is not None and (latest is None or mine.finished_at >= latest.finished_at):
+                outcome = describe_outcome(mine, "this console's last cycle")
+            else:  # the store's newest report, whichever process (cron, another console) ran it
+                outcome = describe_outcome(latest, "last cycle") if latest else Text("no cycle has run yet")
+            outcome.append("\n\nd dry run · p cycle · g demo traffic · i import", style="dim")
             self.main_screen.query_one(StagePanel).show_outcome(outcome)
+
+    def show_notice(self, line: str, kind: str) -> None:
+        """A message that stays in the live-cycle panel until the next one (a held lock, an error, progress)."""
+        self.main_screen.query_one("#notice", Static).update(Text(line, style=NOTICE_STYLES.get(kind, "")))
 
     def show_status(self, overview: Overview) -> None:
         self.main_screen.query_one("#status", Static).update(status_text(overview, self.settings))
@@ -236,6 +252,7 @@ class MemabraConsole(App[int]):
                         severity="warning", markup=False)
             return
         self.cycle_running = True
+        self.show_notice("", "")
         self.cycle_kind = "dry-run cycle" if dry_run else "cycle"
         self.cancel_event = threading.Event()
         panel = self.main_screen.query_one(StagePanel)
@@ -288,6 +305,8 @@ class MemabraConsole(App[int]):
             return
         status = self.overview.status if self.overview else None
         active = status.current.version_id if status and status.current else None
+        active_label = active or ("built-in heuristic" if status else
+                                  "unknown: current.json is unreadable, so agents keep serving what they loaded")
         if target == active:
             self.notify(f"{target} is already active; highlight an earlier version first", severity="warning",
                         markup=False)
@@ -301,7 +320,7 @@ class MemabraConsole(App[int]):
             if answer:
                 self.run_rollback(target)
 
-        self.push_screen(RollbackScreen(active, target), confirmed)
+        self.push_screen(RollbackScreen(active_label, target), confirmed)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="rollback", name="rollback")
     def run_rollback(self, version_id: str) -> None:
@@ -310,8 +329,8 @@ class MemabraConsole(App[int]):
 
     def on_rolled_back(self, message: RolledBack) -> None:
         current = message.current
-        self.notify(f"rolled back: {current.version_id} is active (was {current.rollback_from or 'none'})",
-                    markup=False)
+        self.show_notice(f"rolled back: {current.version_id} is active (was {current.rollback_from or 'none'})",
+                         "done")
         self.reload()
 
     # -- store check -------------------------------------------------------------------------
@@ -366,7 +385,7 @@ class MemabraConsole(App[int]):
         for key, action, label, what in KEYS:
             if action not in ("quit", "help"):
                 yield SystemCommand(f"{label} ({display_key(key)})", what, getattr(self, f"action_{action}"))
-        yield SystemCommand("Keys (?)", "list the console's keys", self.action_help)
+        yield SystemCommand("Help (?)", "every key of the console and what it does", self.action_help)
 
     # -- one place for worker errors -------------------------------------------------------------
     @on(Worker.StateChanged)
@@ -376,18 +395,18 @@ class MemabraConsole(App[int]):
             self.cycle_running = False
             self.main_screen.query_one(StagePanel).add_class("-idle")
             if event.state == WorkerState.ERROR:
-                self.main_screen.query_one(StagePanel).show_outcome(Text(f"{self.cycle_kind} failed: see the message",
-                                                             style="bold red"))
+                self.main_screen.query_one(StagePanel).show_outcome(
+                    Text(f"{self.cycle_kind} failed: {event.worker.error}", style="bold red"))
         if event.state == WorkerState.ERROR:
             self.show_error(event.worker.error)
 
     def show_error(self, error: BaseException | None) -> None:
         """Show a worker's error: the engine's own errors as a notification, anything else as a modal."""
         if isinstance(error, LockHeldError):
-            self.notify(str(error), title="store locked", severity="warning", timeout=10, markup=False)
+            self.show_notice(f"store locked: {error}", "locked")
             self.reload()
         elif isinstance(error, MemabraError):
-            self.notify(str(error), title="error", severity="error", timeout=15, markup=False)
+            self.show_notice(f"error: {error}", "error")
             self.reload()
         else:
             self.push_screen(ErrorScreen(f"unexpected {type(error).__name__}: {error}"))
