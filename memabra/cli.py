@@ -69,7 +69,8 @@ EXIT_CODES = """exit codes:
   2    bad input: bad flag or value, a flag the action does not use, a missing store or path
   4    --check found problems; --ingest refused lines (with --strict, or when every line was refused)
   75   the store is locked by another cycle, rollback or repair (--wait SECONDS waits for it)
-  130  interrupted (Ctrl-C); 143 terminated (SIGTERM): nothing half-written is left behind
+  130  interrupted (Ctrl-C): nothing half-written is left behind
+  143  terminated (SIGTERM), as Ctrl-C
 """
 
 
