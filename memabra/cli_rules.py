@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from memabra.cli_progress import note
 from memabra.commands import command_to_run
 from memabra.errors import BadInputError, CorruptDocumentError, LockHeldError, SettingError
 from memabra.models import CurrentRouter
@@ -72,12 +73,17 @@ def refuse_flags_that_do_not_apply(args: argparse.Namespace, settings: Settings)
                 if getattr(args, name, None) is not None and setting_group(name) in GROUP_ACTIONS
                 and action not in GROUP_ACTIONS[setting_group(name)] and name != "dry_run"]
     if refused:
-        what = "a cycle" if action == "cycle" else flag_of(action)
-        raise BadInputError(f"{', '.join(refused)} {'does' if len(refused) == 1 else 'do'} not apply to {what}; "
-                            "leave it out (see --help)")
+        works = FLAG_ACTIONS.get(refused[0][2:].replace("-", "_"), set()) if len(refused) == 1 else set()
+        hint = f" (it works with {' or '.join(sorted(_action_words(works)))})" if works else ""
+        raise BadInputError(f"{', '.join(refused)} {'does' if len(refused) == 1 else 'do'} not apply to "
+                            f"{_action_words({action})[0]}{hint}; leave it out (see --help)")
     if getattr(settings, "dry_run", False) and action != "cycle":
         raise BadInputError(f"{ENV_PREFIX}DRY_RUN is set, but a dry run applies only to a cycle, not to "
                             f"{flag_of(action)}; unset it to run {flag_of(action)}")
+
+
+def _action_words(actions: set[str]) -> list[str]:
+    return ["a cycle" if action == "cycle" else flag_of(action) for action in actions]
 
 
 def setting_label(argv: list[str]) -> Callable[[str], str]:
@@ -114,9 +120,13 @@ def check_given_paths(args: argparse.Namespace) -> None:
         if path is not None and path.is_dir():
             raise BadInputError(f"{flag_of(name)} {path} is a folder; give the path of a .json file")
     if args.case_index is not None and not args.rebuild_case_index:
-        if not args.case_index.exists():
+        if not args.case_index.exists() and chosen_action(args) == "cycle":
+            note(f"--case-index {args.case_index} does not exist yet: this cycle evaluates without episodic hints "
+                 "and writes it after evaluation")
+        elif not args.case_index.exists():
             raise BadInputError(f"--case-index {args.case_index} does not exist; give a case index file or add "
                                 "--rebuild-case-index to build it there")
+    if args.case_index is not None and args.case_index.exists() and not args.rebuild_case_index:
         try:
             CaseIndex.load(args.case_index)
         except CorruptDocumentError as exc:

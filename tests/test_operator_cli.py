@@ -130,7 +130,8 @@ def test_mistaken_paths_name_their_flag_not_store_corruption(history_store, tmp_
         (["--seen-trajectory-store", tmp_path], f"--seen-trajectory-store {tmp_path} is a folder"),
         (["--status", "--seen-trajectory-store", tmp_path], f"--seen-trajectory-store {tmp_path} is a folder"),
         (["--case-index", notes], f"--case-index {notes} is not a case index"),
-        (["--case-index", tmp_path / "none.json"], "does not exist; give a case index file or add "
+        (["--demo-trajectories", "5", "--case-index", tmp_path / "none.json"],
+         "does not exist; give a case index file or add "
                                                    "--rebuild-case-index"),
         (["--status", "--seen-trajectory-store", notes], "is not a seen-ids file"),
     ]:
