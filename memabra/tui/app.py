@@ -329,8 +329,9 @@ class MemabraConsole(TrafficActions, App[int]):
 
     def on_rolled_back(self, message: RolledBack) -> None:
         current = message.current
-        self.show_notice(f"rolled back: {current.version_id} is active (was {current.rollback_from or 'none'})",
-                         "done")
+        line = f"rolled back: {current.version_id} is active (was {current.rollback_from or 'none'})"
+        self.show_notice(line, "done")
+        self.notify(line, markup=False)
         self.reload()
 
     # -- store check -------------------------------------------------------------------------
@@ -404,9 +405,11 @@ class MemabraConsole(TrafficActions, App[int]):
         """Show a worker's error: the engine's own errors as a notification, anything else as a modal."""
         if isinstance(error, LockHeldError):
             self.show_notice(f"store locked: {error}", "locked")
+            self.notify(str(error), title="store locked", severity="warning", timeout=10, markup=False)
             self.reload()
         elif isinstance(error, MemabraError):
             self.show_notice(f"error: {error}", "error")
+            self.notify(str(error), title="error", severity="error", timeout=15, markup=False)
             self.reload()
         else:
             self.push_screen(ErrorScreen(f"unexpected {type(error).__name__}: {error}"))
