@@ -78,7 +78,7 @@ def run_online_learning_workflow(
         holdout_share=holdout_share, benchmark_concurrency=benchmark_concurrency,
         benchmark_timeout=benchmark_timeout)
     store = Store(settings.base_dir)
-    request = cycle_request(store, settings, suite=suite, executor=executor, dry_run=dry_run,
+    request = cycle_request(store, settings, suite=suite, executor=executor, dry_run=dry_run or settings.dry_run,
                             baseline_version=baseline_version, seen_trajectory_store=seen_trajectory_store,
                             case_index=case_index)
     return run_cycle(store, settings, request, on_event=on_event, cancel=cancel)

@@ -89,7 +89,8 @@ def test_repair_fixes_name_the_store(history_store):
 
 
 def test_command_to_run_quotes_paths():
-    assert command_to_run(Path("/srv/my store"), "--check") == "python -m memabra.cli --base-dir '/srv/my store' --check"
+    suggested = command_to_run(Path("/srv/my store"), "--check")
+    assert suggested == "python -m memabra.cli --base-dir '/srv/my store' --check"
 
 
 # 3. read-only and missing stores -------------------------------------------------------------------------------

@@ -265,7 +265,7 @@ class MemabraConsole(TrafficActions, App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="cycle", name="cycle")
     def run_cycle(self, dry_run: bool, cancel: threading.Event) -> None:
         """Run the engine's cycle in a thread; progress and the result come back as messages."""
-        request = cycle_request(self.store, self.settings, dry_run=dry_run)
+        request = cycle_request(self.store, self.settings, dry_run=dry_run or self.settings.dry_run)
         result = workflow.run_cycle(self.store, self.settings, request, cancel=cancel,
                                     on_event=lambda event: self.post_message(CycleProgress(event)))
         self.post_message(CycleFinished(result))
