@@ -297,3 +297,11 @@ def test_progress_bar_keeps_its_numbers_at_80_columns():
     lines = [line for line in stream.getvalue().splitlines() if line.strip()]
     assert lines and all(len(line) <= 80 for line in lines)
     assert "evaluate" in lines[-1] and "50%" in lines[-1] and "0:00:0" in lines[-1]
+
+
+def test_the_python_api_words_a_bad_setting_like_everything_else(tmp_path):
+    from memabra import run_online_learning_workflow
+    from memabra.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="min_new_trajectories -1"):
+        run_online_learning_workflow(base_dir=tmp_path, min_new_trajectories=-1)
