@@ -126,13 +126,13 @@ def check_given_paths(args: argparse.Namespace) -> None:
         elif not args.case_index.exists():
             raise BadInputError(f"--case-index {args.case_index} does not exist; give a case index file or add "
                                 "--rebuild-case-index to build it there")
-    if args.case_index is not None and args.case_index.exists() and not args.rebuild_case_index:
+    if args.case_index is not None and args.case_index.is_file() and not args.rebuild_case_index:
         try:
             CaseIndex.load(args.case_index)
         except CorruptDocumentError as exc:
             raise BadInputError(f"--case-index {args.case_index} is not a case index ({exc.detail}); give a file "
                                 "written by --rebuild-case-index") from None
-    if args.seen_trajectory_store is not None and args.seen_trajectory_store.exists():
+    if args.seen_trajectory_store is not None and args.seen_trajectory_store.is_file():  # not a FIFO: never block
         try:
             SeenTrajectoryStore(args.seen_trajectory_store).read()
         except CorruptDocumentError as exc:
