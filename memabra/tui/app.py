@@ -185,7 +185,7 @@ class MemabraConsole(TrafficActions, App[int]):
             latest = status.latest_report if status else None
             mine = self.last_result
             if mine is not None and (latest is None or mine.finished_at >= latest.finished_at):
-                outcome = describe_outcome(mine, "this console's last cycle")
+                outcome = describe_outcome(mine, "this cycle")
             else:  # the store's newest report, whichever process (cron, another console) ran it
                 outcome = describe_outcome(latest, "last cycle") if latest else Text("no cycle has run yet")
             outcome.append("\n\nd dry run · p cycle · g demo traffic · i import", style="dim")
