@@ -11,11 +11,13 @@ DEMO_TRAJECTORIES ?= 2000
 
 venv: $(STAMP)
 
+# Set-up output goes to stderr, so `make cycle | jq` sees only the cycle's JSON.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,server,console]'
-	touch $(STAMP)
+	@echo "creating $(VENV) (Python >= 3.11 needed)" >&2
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(PY) -m pip install --quiet --upgrade pip >&2
+	@$(PY) -m pip install --quiet -e '.[dev,server,console]' >&2
+	@touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -24,11 +26,11 @@ test: $(STAMP)
 demo-data: $(STAMP)
 	@if [ -z "$$(ls -A $(BASE_DIR)/trajectories 2>/dev/null)" ]; then \
 		$(PY) -m memabra.cli --base-dir $(BASE_DIR) --demo-trajectories $(DEMO_TRAJECTORIES) >/dev/null; \
-		echo "filled $(BASE_DIR)/ with $(DEMO_TRAJECTORIES) demo trajectories"; \
+		echo "filled $(BASE_DIR)/ with $(DEMO_TRAJECTORIES) demo trajectories" >&2; \
 	fi
 
 cycle: demo-data
-	$(PY) -m memabra.cli --base-dir $(BASE_DIR)
+	@$(PY) -m memabra.cli --base-dir $(BASE_DIR)
 
 run: demo-data
 	$(VENV)/bin/memabra --base-dir $(BASE_DIR)

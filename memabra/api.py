@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from memabra.demo.world import DemoWorld
-from memabra.errors import BadInputError, SettingError
+from memabra.errors import SettingError
 from memabra.evaluation.benchmark import BenchmarkSuite, load_benchmark_suite
 from memabra.evaluation.evaluator import Executor
 from memabra.evaluation.evidence import store_evidence
@@ -84,7 +84,7 @@ def run_online_learning_workflow(
         holdout_share=holdout_share, benchmark_concurrency=benchmark_concurrency,
         benchmark_timeout=benchmark_timeout, evidence=evidence, interval=interval, gate_profile=gate_profile)
     store = Store(settings.base_dir)
-    request = cycle_request(store, settings, suite=suite, executor=executor, dry_run=dry_run,
+    request = cycle_request(store, settings, suite=suite, executor=executor, dry_run=dry_run or settings.dry_run,
                             baseline_version=baseline_version, seen_trajectory_store=seen_trajectory_store,
                             case_index=case_index)
     return run_cycle(store, settings, request, on_event=on_event, cancel=cancel)

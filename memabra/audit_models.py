@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from memabra.models import Document, utc_now
+from memabra.models import Document
 
 class ReviewedChallenger(Document):
     """A dry run's challenger, kept beside its report so it can be promoted later exactly as reviewed."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from memabra.suggestions import command_to_run
 from memabra.errors import BadInputError, CorruptDocumentError
 from memabra.guarding import GUARD_REPORTS_DIR, GuardRollbackReport
 from memabra.learning.versions import router_from_dict
@@ -26,7 +27,7 @@ from memabra.storage.quarantine import quarantine_file
 from memabra.storage.safe_io import outside_folder
 from memabra.storage.seen import SeenTrajectories
 from memabra.storage.store import Store
-from memabra.storage.trajectories import (SEGMENT_TABLE, UNREADABLE_FILE, TrajectoryFile, TrajectoryStore,
+from memabra.storage.trajectories import (SEGMENT_TABLE, UNREADABLE_FILE, TrajectoryFile,
                                           validate_trajectories)
 
 SKIPPED_FOLDERS = ("quarantine", ".cache")
@@ -53,6 +54,10 @@ class _StoreCheck:
         self.intact_versions: set[str] = set()
         self.promoted_versions: set[str] = set()
 
+    @property
+    def repair_command(self) -> str:
+        return command_to_run(self.base_dir, "--check", "--repair")
+
     def relative(self, path: Path) -> str:
         return str(Path(path).relative_to(self.base_dir))
 
@@ -65,7 +70,7 @@ class _StoreCheck:
             target = quarantine_file(self.layout, path)
             self.report(path, problem, f"moved it to {self.relative(target)}; {consequence}", repaired=True)
         else:
-            self.report(path, problem, f"run --check --repair to move it to quarantine/; {consequence}")
+            self.report(path, problem, f"run `{self.repair_command}` to move it to quarantine/; {consequence}")
 
     def run(self) -> None:
         # Seen ids and current are read before what they refer to: every id seen (every version current) by
@@ -150,7 +155,7 @@ class _StoreCheck:
             path.unlink(missing_ok=True)
             self.report(path, problem, f"deleted it: the write never took effect and {state}", repaired=True)
         else:
-            self.report(path, problem, f"run --check --repair to delete it ({state})")
+            self.report(path, problem, f"run `{self.repair_command}` to delete it ({state})")
 
     def check_journals(self) -> None:
         for item in self.trajectories.journals():
@@ -166,7 +171,7 @@ class _StoreCheck:
                             "returned, is left out)", repaired=True)
             else:
                 self.report(item.path, "journal of a writer that is gone, not sealed yet",
-                            "run --check --repair (or the next cycle) to seal it into a segment; "
+                            f"run `{self.repair_command}` (or the next cycle) to seal it into a segment; "
                             "its trajectories are read meanwhile")
                 self.count_journal(item)
 
@@ -186,7 +191,7 @@ class _StoreCheck:
                 self.report(item.path, problem, f"deleted it: {self.relative(segment)} holds every line of it",
                             repaired=True)
             else:
-                self.report(item.path, problem, f"run --check --repair to delete it ({self.relative(segment)} "
+                self.report(item.path, problem, f"run `{self.repair_command}` to delete it ({self.relative(segment)} "
                                                 "holds every line of it)")
         else:
             self.set_aside(item.path, f"journal left beside {self.relative(segment)} holding lines the segment "
@@ -222,7 +227,7 @@ class _StoreCheck:
             self.report(path, problem, f"kept the {len(valid)} valid documents; the whole original is in "
                                        f"{self.relative(copy)}", repaired=True)
         else:
-            self.report(path, problem, "run --check --repair to keep only the valid documents (the whole "
+            self.report(path, problem, f"run `{self.repair_command}` to keep only the valid documents (the whole "
                                        "original is kept in quarantine/)")
 
     def read_timestamped(self, path: Path, model, id_field: str, what: str, consequence: str):
@@ -271,7 +276,8 @@ class _StoreCheck:
         path = self.layout.current_path
         if self.intact_versions:
             newest = max(self.intact_versions)
-            self.report(path, problem, f"choose the active router: `python -m memabra.cli --rollback {newest}` "
+            rollback = command_to_run(self.base_dir, "--rollback", newest)
+            self.report(path, problem, f"choose the active router: `{rollback}` "
                                        "(the newest intact version) or another intact one; repair leaves this "
                                        "choice to you")
         else:
@@ -322,7 +328,7 @@ class _StoreCheck:
             self.report(path, problem, f"dropped them (the old file is in {self.relative(copy)}); should those "
                                        "trajectories come back, they count as new once", repaired=True)
         else:
-            self.report(path, problem, "run --check --repair to drop them (a copy of the file is kept in "
+            self.report(path, problem, f"run `{self.repair_command}` to drop them (a copy of the file is kept in "
                                        "quarantine/); they change nothing but the count of new trajectories")
 
     def check_case_index(self) -> None:

@@ -22,21 +22,27 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from memabra import __version__, cli_rules
 from memabra.api import cycle_request, resolve_settings, run_online_learning_workflow, setting_error
+from memabra.cli_progress import StderrProgress, note, set_quiet
+from memabra.cli_rules import flag_of
 from memabra.errors import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REGRESSED,
+    EXIT_TERMINATED,
     EXIT_UNEXPECTED,
     BadInputError,
+    CorruptDocumentError,
     MemabraError,
     SettingError,
 )
 from memabra.commands import changes
 from memabra.results import CaseIndexSummary
 from memabra.settings import ENV_PREFIX, Settings, setting_fields, setting_group
+from memabra.signals import Terminated, sigterm_as_interrupt
 from memabra.storage.folders import validate_timestamp_id
 from memabra.storage.store import Store, check_base_dir
 from memabra.workflow import ProgressEvent, run_cycle
@@ -44,6 +50,8 @@ from memabra.workflow import ProgressEvent, run_cycle
 __all__ = ["main", "command", "run_online_learning_workflow", "build_parser", "flag_of"]
 
 DEMO_TRAJECTORIES_FOR_EMPTY_STORE = 2_000
+DEFAULT_WATCH_SECONDS = 5.0
+"""Seconds between a --watch's looks at the store unless --watch-interval says otherwise."""
 SETTING_GROUPS = {
     "store": "store",
     "cycle": "cycle",
@@ -61,12 +69,20 @@ class CommandLineParser(argparse.ArgumentParser):
         raise BadInputError(f"{message} (see --help)")
 
 
-def flag_of(setting: str) -> str:
-    """The command-line flag of a setting (`holdout_share` -> `--holdout-share`), or the flag its field names in
-    `json_schema_extra` (`gate_profile` -> `--gates`)."""
-    info = setting_fields().get(setting)
-    extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
-    return extra.get("flag") or "--" + setting.replace("_", "-")
+EXIT_CODES = """exit codes:
+  0    done (a rollback to the version already active changes nothing and is 0 too)
+  1    unexpected error (a corrupt file, a full disk); the error line says what to do
+  2    bad input: bad flag or value, a flag the action does not use, a missing store or path
+  3    --guard-check found a regression (or rolled it back)
+  4    --check found problems; --ingest refused lines (with --strict, or when every line was refused)
+  75   the store is locked by another cycle, rollback or repair (--wait SECONDS waits for it)
+  130  interrupted (Ctrl-C): nothing half-written is left behind
+  143  terminated (SIGTERM), as Ctrl-C (a --watch stops cleanly)
+"""
+
+
+def _rollback_target(value: str) -> str:
+    return value if value == cli_rules.PREVIOUS else _version_id(value)
 
 
 def _version_id(value: str) -> str:
@@ -117,7 +133,9 @@ def _flag_options(name: str, info: FieldInfo) -> dict[str, Any]:
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
     options: dict[str, Any] = {}
-    if typing.get_origin(annotation) is typing.Literal:
+    if annotation is bool:
+        options.update(action="store_const", const=True)
+    elif typing.get_origin(annotation) is typing.Literal:
         options["choices"] = typing.get_args(annotation)
     elif typing.get_origin(annotation) is list:
         options["type"] = _comma_separated
@@ -139,15 +157,16 @@ def build_parser(prog: str = "python -m memabra.cli") -> argparse.ArgumentParser
         prog=prog,
         description="Run one online-learning cycle of memabra's router (or inspect, roll back, fill the store). "
                     "Prints one JSON document on stdout.",
-        epilog="Exit codes: 0 done, 1 unexpected error, 2 bad input, 3 the guard found a regression (or rolled it "
-               "back), 4 check found problems, 75 base dir locked, 130 interrupted, 143 a watch stopped by SIGTERM.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"memabra {__version__}")
     actions = parser.add_argument_group("actions (default: run one cycle)")
     action = actions.add_mutually_exclusive_group()
     action.add_argument("--status", action="store_true", help="print the store's state without running a cycle")
     action.add_argument("--list-versions", action="store_true", help="list saved router versions, newest first")
-    action.add_argument("--rollback", metavar="VERSION_ID", type=_version_id,
-                        help="make an earlier version current again (e.g. 20260414-123456)")
+    action.add_argument("--rollback", metavar="VERSION_ID", type=_rollback_target,
+                        help="make an earlier version current again (e.g. 20260414-123456, or `previous`: the one "
+                             "the active version replaced); the version already active is no change, exit 0")
     action.add_argument("--demo-trajectories", metavar="N", type=_non_negative_int,
                         help="append N demo-world trajectories routed by the active router, exploring "
                              "(N at most 1,000,000)")
@@ -164,7 +183,7 @@ def build_parser(prog: str = "python -m memabra.cli") -> argparse.ArgumentParser
     action.add_argument("--watch", action="store_true",
                         help="keep running: on new trajectories run the guard and, once enough are new, a cycle; "
                              "one JSON line per event; stop with SIGTERM or Ctrl-C")
-    parser.add_argument("--watch-interval", metavar="SECONDS", type=_positive_seconds, default=5.0,
+    parser.add_argument("--watch-interval", metavar="SECONDS", type=_positive_seconds,
                         help="with --watch: seconds between looks at the store (default 5)")
     parser.add_argument("--guard-mode", choices=("off", "alert", "rollback"),
                         help="the guard's mode ([guard] mode in memabra.toml; default alert): rollback makes a "
@@ -175,8 +194,13 @@ def build_parser(prog: str = "python -m memabra.cli") -> argparse.ArgumentParser
     parser.add_argument("--rebuild-case-index", action="store_true",
                         help="rebuild the episodic case index from all trajectories, then do what the other flags "
                              "ask (a cycle if nothing else)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="train and evaluate, write the report, promote nothing and change nothing else")
+    parser.add_argument("--strict", action="store_true", help="with --ingest: exit 4 when any line is refused")
+    parser.add_argument("--format", choices=("json", "table"),
+                        help="with --status or --list-versions: json (default) or a table for people")
+    parser.add_argument("--wait", metavar="SECONDS", type=_finite_float,
+                        help="when another process holds the store's lock, wait up to SECONDS for it (default: exit "
+                             "75 at once)")
+    parser.add_argument("--quiet", action="store_true", help="no progress or notes on stderr; errors still print")
     parser.add_argument("--baseline-version", metavar="VERSION_ID", type=_version_id,
                         help="compare against this saved version instead of the active router")
     parser.add_argument("--seen-trajectory-store", metavar="PATH", type=Path,
@@ -199,59 +223,34 @@ def settings_of(args: argparse.Namespace) -> Settings:
     return resolve_settings(**{name: getattr(args, name) for name in setting_fields()}, **guard)
 
 
-class StderrProgress:
-    """Renders progress events on stderr: a rich bar per stage on a terminal, one line per stage otherwise."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.interactive = self.stream.isatty()
-        self._progress = None
-        self._tasks: dict[str, Any] = {}
-        self._last_message: dict[str, str] = {}
-
-    def __enter__(self) -> "StderrProgress":
-        if self.interactive:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                TextColumn("{task.fields[stage]:<9}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.description}"), TimeElapsedColumn(),
-                console=Console(file=self.stream), transient=False,
-            )
-            self._progress.start()
-        return self
-
-    def __call__(self, event: ProgressEvent) -> None:
-        if self._progress is not None:
-            task = self._tasks.get(event.stage)
-            if task is None:
-                task = self._tasks[event.stage] = self._progress.add_task(
-                    event.message, total=max(event.total, 1), stage=event.stage)
-            self._progress.update(task, completed=event.done, total=max(event.total, 1), description=event.message)
-        elif event.done >= event.total and event.message != self._last_message.get(event.stage):
-            self._last_message[event.stage] = event.message
-            print(f"{event.stage}: {event.message}", file=self.stream, flush=True)
-
-    def __exit__(self, *exc_info) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-
 def _emit(document: Any) -> None:
+    if isinstance(document, str):
+        sys.stdout.write(document + "\n")
+        sys.stdout.flush()
+        return
     if isinstance(document, BaseModel):
         document = document.model_dump(mode="json")
     sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n")
     sys.stdout.flush()
 
 
-def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> BaseModel | dict[str, Any]:
-    if args.repair and not args.check:
-        raise BadInputError("--repair works only with --check (python -m memabra.cli --check --repair)")
-    changes.check_flags(args)
-    settings = settings_of(args)
-    check_base_dir(settings.base_dir)
+def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> tuple[Any, int]:
+    """Run what the flags ask; the result to print and the exit code."""
+    settings = args.settings = settings_of(args)
+    action = cli_rules.chosen_action(args)
+    cli_rules.refuse_flags_that_do_not_apply(args, settings)
+    cli_rules.check_store_for(action, args, settings.base_dir)
+    cli_rules.check_given_paths(args)
     store = Store(settings.base_dir)
+    result, code = cli_rules.waiting_for_lock(lambda: _act(action, args, settings, store, cancel), args.wait, note)
+    if args.format == "table":
+        from memabra.cli_format import table_of
+
+        return table_of(action, result), code
+    return result, code
+
+
+def _act(action: str, args: argparse.Namespace, settings: Settings, store: Store, cancel) -> tuple[Any, int]:
     rebuilt: CaseIndexSummary | None = None
     if args.rebuild_case_index:
         from memabra.runtime.case_index import CaseIndex
@@ -263,63 +262,59 @@ def _run(args: argparse.Namespace, cancel: threading.Event | None = None) -> Bas
         with store.lock("case index rebuild"):
             index = CaseIndex.rebuild(store.trajectories, args.case_index)
         rebuilt = CaseIndexSummary(path=str(args.case_index), case_count=len(index), rebuilt=True)
-
-    if args.check:
+    code = EXIT_OK
+    if action == "check":
         from memabra.check import check_store
 
         result = check_store(store, repair=args.repair)
         for problem in result.problems:
-            state = "repaired" if problem.repaired else "problem"
-            print(f"check: {state}: {problem.path}: {problem.problem}; {problem.fix}", file=sys.stderr, flush=True)
-    elif args.status:
+            note(f"check: {'repaired' if problem.repaired else 'problem'}: {problem.path}: {problem.problem}; "
+                 f"{problem.fix}")
+        code = EXIT_OK if result.healthy else EXIT_CHECK_FAILED
+    elif action == "status":
         from memabra.status import store_status
 
         result = store_status(store, args.seen_trajectory_store, settings, guard=settings.guard)
-    elif args.guard_check:
+    elif action == "guard_check":
         from memabra.guarding import run_guard_check
 
         result = run_guard_check(store, settings.guard)
-    elif args.list_versions:
+        code = EXIT_REGRESSED if result.verdict in ("regressed", "rolled_back") else EXIT_OK
+    elif action == "list_versions":
         result = {"versions": store.versions.list_versions()}
-    elif changes.wanted(args):
+    elif action == "rollback":
+        result, unchanged = cli_rules.rollback(store, args.rollback, reason=args.reason, command=args.command_line)
+        if unchanged:
+            note(f"rollback: {unchanged}")
+    elif action in ("promote", "history", "active_at"):
         result = changes.run(args, store)
-    elif args.demo_trajectories is not None:
+    elif action == "demo_trajectories":
         result = _demo_trajectories(args, settings, store, cancel)
-    elif args.ingest is not None:
+    elif action == "ingest":
         result = _ingest(args.ingest, store)
+        refused = result["invalid_count"] and (args.strict or not result["stored_count"] + result["duplicate_count"])
+        code = EXIT_CHECK_FAILED if refused else EXIT_OK
     else:
         # The user's executor may print; stdout must stay one JSON document.
         with contextlib.redirect_stdout(sys.stderr), StderrProgress() as progress:
-            request = cycle_request(store, settings, dry_run=args.dry_run, baseline_version=args.baseline_version,
+            request = cycle_request(store, settings, dry_run=settings.dry_run, baseline_version=args.baseline_version,
                                     seen_trajectory_store=args.seen_trajectory_store, case_index=args.case_index,
                                     rebuild_case_index=rebuilt is not None, reason=args.reason)
-            return run_cycle(store, settings, request, on_event=progress, cancel=cancel)
+            result = run_cycle(store, settings, request, on_event=progress, cancel=cancel)
     if rebuilt is not None:
         if isinstance(result, BaseModel):
             result = result.model_dump(mode="json")
         result["case_index"] = rebuilt.document()
-    return result
+    return result, code
 
 
 def _demo_trajectories(args: argparse.Namespace, settings: Settings, store: Store, cancel) -> dict[str, Any]:
-    from memabra.demo.generate import generate_demo_trajectories
-    from memabra.demo.world import DemoWorld
-    from memabra.learning.exploration import ExplorationPolicy
-    from memabra.learning.versions import active_router
-    from memabra.runtime.case_index import CaseIndex
+    from memabra.demo.traffic import append_demo_traffic
 
-    router = active_router(store.versions)
-    exploration = ExplorationPolicy.from_settings(settings)
-    case_index = CaseIndex.load(args.case_index) if args.case_index else None
     with StderrProgress() as progress:
-        summary = generate_demo_trajectories(
-            store.base_dir, args.demo_trajectories, router, exploration=exploration,
-            world=DemoWorld(settings.seed), case_index=case_index,
-            on_progress=lambda done, total: progress(ProgressEvent("demo", done, total, "running demo tasks")),
-            cancel=cancel,
-        )
-    summary["base_dir"] = str(store.base_dir)
-    return summary
+        return append_demo_traffic(
+            store, settings, args.demo_trajectories, case_index=args.case_index, cancel=cancel,
+            on_progress=lambda done, total: progress(ProgressEvent("demo", done, total, "running demo tasks")))
 
 
 def _ingest(path: Path, store: Store) -> dict[str, Any]:
@@ -332,8 +327,8 @@ def _ingest(path: Path, store: Store) -> dict[str, Any]:
                                                                    f"{done:,} of {total:,} bytes read")))
     if result["invalid_count"]:
         first = result["invalid"][0]
-        print(f"ingest: {result['invalid_count']} invalid lines were skipped (first: {first['file']} line "
-              f"{first['line']}, {first['field']}: {first['error']})", file=sys.stderr, flush=True)
+        note(f"ingest: {result['invalid_count']} invalid lines were skipped (first: {first['file']} line "
+             f"{first['line']}, {first['field']}: {first['error']})")
     return result
 
 
@@ -342,28 +337,36 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
     """Parse flags, run what they ask, print the JSON result; return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    set_quiet("--quiet" in argv)
+    label = cli_rules.setting_label(argv)
+    args = None
     try:
-        args = build_parser(prog).parse_args(argv)
-        args.command_line = " ".join([prog, *argv])
-        if args.watch:
-            return _watch(args)
-        result = _run(args, cancel)
-        _emit(result)
-        if args.guard_check:
-            return EXIT_REGRESSED if result.verdict in ("regressed", "rolled_back") else EXIT_OK
+        with sigterm_as_interrupt():
+            args = build_parser(prog).parse_args(argv)
+            args.command_line = " ".join([prog, *argv])
+            if args.watch:
+                return _watch(args)
+            result, code = _run(args, cancel)
+            _emit(result)
         unfinished = getattr(result, "unfinished", None)
         if unfinished:
             return _fail(f"the cycle {result.status} (report {result.report_id}), which stands, but did not finish "
                          f"{'; '.join(unfinished)}", EXIT_UNEXPECTED, debug)
-        return EXIT_CHECK_FAILED if args.check and not result["healthy"] else EXIT_OK
+        return code
     except SettingError as exc:
-        return _fail(exc.worded(flag_of), exc.exit_code, debug)
+        return _fail(exc.worded(label), exc.exit_code, debug)
+    except CorruptDocumentError as exc:
+        base_dir = getattr(getattr(args, "settings", None), "base_dir", None)
+        message = exc.worded(cli_rules.suggestion(args, base_dir, "--check")) if base_dir else str(exc)
+        return _fail(message, exc.exit_code, debug)
     except MemabraError as exc:
         return _fail(str(exc), exc.exit_code, debug)
+    except Terminated:
+        return _fail("terminated (SIGTERM); nothing half-written was left behind", EXIT_TERMINATED, debug)
     except KeyboardInterrupt:
         return _fail("interrupted; nothing half-written was left behind", EXIT_INTERRUPTED, debug)
     except ValidationError as exc:
-        return _fail(setting_error(exc).worded(flag_of), EXIT_BAD_INPUT, debug)
+        return _fail(setting_error(exc).worded(label), EXIT_BAD_INPUT, debug)
     except (ValueError, OSError) as exc:
         code = EXIT_BAD_INPUT if isinstance(exc, ValueError) else EXIT_UNEXPECTED
         return _fail(f"{type(exc).__name__}: {exc}", code, debug)
@@ -376,9 +379,12 @@ def _watch(args: argparse.Namespace) -> int:
     """`--watch`: JSON lines on stdout until SIGTERM (exit 143) or Ctrl-C (exit 130), each stopping it cleanly."""
     from memabra.watching import watch_store
 
-    settings = settings_of(args)
-    check_base_dir(settings.base_dir)
+    settings = args.settings = settings_of(args)
+    cli_rules.refuse_flags_that_do_not_apply(args, settings)
+    cli_rules.check_store_for("watch", args, settings.base_dir)
+    cli_rules.check_given_paths(args)
     store = Store(settings.base_dir)
+    interval = args.watch_interval or DEFAULT_WATCH_SECONDS
     stop, received = threading.Event(), []
 
     def stopping(signum, frame) -> None:
@@ -389,13 +395,13 @@ def _watch(args: argparse.Namespace) -> int:
     request = lambda: cycle_request(store, settings, seen_trajectory_store=args.seen_trajectory_store,  # noqa: E731
                                     case_index=args.case_index)
     request()  # a bad suite, executor or path is refused before the watch starts
-    print(f"watch: watching {store.base_dir} every {args.watch_interval:g} s (guard {settings.guard.mode}, a cycle "
+    print(f"watch: watching {store.base_dir} every {interval:g} s (guard {settings.guard.mode}, a cycle "
           f"at {settings.min_new_trajectories} new trajectories); stop with SIGTERM or Ctrl-C", file=sys.stderr,
           flush=True)
     out = sys.stdout
     try:
         with contextlib.redirect_stdout(sys.stderr):  # a user's executor may print; stdout is the event stream
-            summary = watch_store(store, settings, request, interval=args.watch_interval, stop=stop,
+            summary = watch_store(store, settings, request, interval=interval, stop=stop,
                                   emit=lambda document: _emit_line(out, document))
     finally:
         for signum, handler in previous.items():

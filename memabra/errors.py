@@ -14,6 +14,7 @@ EXIT_REGRESSED = 3
 EXIT_CHECK_FAILED = 4
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class MemabraError(Exception):
@@ -42,12 +43,13 @@ class CorruptDocumentError(MemabraError):
     """A file in the store is not a whole, valid document."""
 
     def __init__(self, path, detail: str):
-        super().__init__(
-            f"{path} is not a valid document ({detail}); "
-            "run `python -m memabra.cli --check` to see how to repair the store"
-        )
         self.path = path
         self.detail = detail
+        super().__init__(self.worded())
+
+    def worded(self, check_command: str = "python -m memabra.cli --check") -> str:
+        """The message with the check to run spelled out (front ends give it the store path in use)."""
+        return f"{self.path} is not a valid document ({self.detail}); run `{check_command}` to see how to repair it"
 
 
 class StoreWriteError(MemabraError):

@@ -22,6 +22,7 @@ MAX_REPORTED_INVALID = 1_000
 """Invalid lines listed one by one in the result; the counts always cover all of them."""
 
 CONTENT_ID_PREFIX = "sha256-"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def content_trajectory_id(document: dict[str, Any]) -> str:
@@ -154,6 +155,8 @@ class _FileImport:
             on_bytes(batch_bytes)
 
     def read_line(self, number: int, raw: bytes) -> None:
+        if number == 1 and raw.startswith(UTF8_BOM):
+            raw = raw[len(UTF8_BOM):]  # editors on Windows start UTF-8 files with a byte-order mark
         if not raw.strip():
             return
         self.counts.line_count += 1

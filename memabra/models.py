@@ -323,7 +323,7 @@ class GatePolicy(Document):
 
     min_reward_delta: float = 0.0
     """The challenger's average reward must beat the baseline's by at least this."""
-    max_error_rate_increase: float = 0.05
+    max_error_rate_increase: float = Field(0.05, gt=-1.0, le=1.0)
     """The challenger's error rate may exceed the baseline's by at most this."""
     max_latency_increase_ms: float = 1000.0
     """The challenger's average latency may exceed the baseline's by at most this many milliseconds."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memabra.suggestions import command_to_run
 from memabra.errors import CorruptDocumentError, MemabraError
 from memabra.evaluation.benchmark import BenchmarkSuite
 from memabra.evaluation.counterfactual import recent_value
@@ -72,7 +73,7 @@ class Overview:
         return [row.avg_reward for row in reversed(self.versions) if row.avg_reward is not None]
 
 
-def _raw_documents(folder: TimestampedFolder, problems: list[str]) -> list[dict[str, Any]]:
+def _raw_documents(folder: TimestampedFolder, problems: list[str], check: str) -> list[dict[str, Any]]:
     """Every document of a folder as plain JSON, newest first; unreadable ones are named in problems."""
     documents = []
     for document_id in folder.ids():
@@ -80,12 +81,12 @@ def _raw_documents(folder: TimestampedFolder, problems: list[str]) -> list[dict[
         try:
             document = read_json(path)
         except CorruptDocumentError as exc:
-            problems.append(str(exc))
+            problems.append(exc.worded(check))
             continue
         if isinstance(document, dict):
             documents.append(document)
         elif document is not None:
-            problems.append(f"{path} is not a JSON object; run `python -m memabra.cli --check`")
+            problems.append(f"{path} is not a JSON object; run `{check}`")
     return documents
 
 
@@ -93,7 +94,8 @@ def version_rows(store: Store | Path, active_id: str | None, problems: list[str]
     """Every version, newest first, read as plain JSON (weights are never validated here, so 1,000 load fast)."""
     problems = [] if problems is None else problems
     rows = []
-    for document in _raw_documents(Store.of(store).versions.versions, problems):
+    store = Store.of(store)
+    for document in _raw_documents(store.versions.versions, problems, command_to_run(store.base_dir, "--check")):
         metrics = document.get("metrics") or {}
         rows.append(VersionRow(
             version_id=document.get("version_id", "?"), created_at=str(document.get("created_at", "")),
@@ -109,7 +111,8 @@ def report_rows(store: Store | Path, problems: list[str] | None = None) -> list[
     """Every training report, newest first, read as plain JSON."""
     problems = [] if problems is None else problems
     rows = []
-    for document in _raw_documents(Store.of(store).reports, problems):
+    store = Store.of(store)
+    for document in _raw_documents(store.reports, problems, command_to_run(store.base_dir, "--check")):
         reasons = document.get("reasons") or []
         failed = [gate for gate in document.get("gates") or [] if isinstance(gate, dict) and not gate.get("passed")]
         rows.append(ReportRow(
@@ -139,7 +142,8 @@ def load_overview(store: Store | Path, settings: Settings | None = None) -> Over
         status = store_status(store, settings=settings, guard=guard, guard_check=check)
     except MemabraError as exc:
         status = None
-        problems.append(str(exc))
+        problems.append(exc.worded(command_to_run(store.base_dir, "--check"))
+                        if isinstance(exc, CorruptDocumentError) else str(exc))
     active_id = status.current.version_id if status and status.current else None
     versions = version_rows(store, active_id, problems)
     reports = report_rows(store, problems)

@@ -137,7 +137,7 @@ class LockHolder(Result):
     """Who holds the store's lock."""
 
     pid: int | None
-    started_at: str | None
+    started_at: datetime | None
     operation: str | None
 
 
@@ -182,7 +182,9 @@ class StoreStatus(Result):
 
     base_dir: str
     current: CurrentRouter | None
-    active_router: Literal["heuristic", "version"]
+    active_router: Literal["heuristic", "version", "unknown"]
+    """What agents starting now would serve: a saved version, the built-in heuristic, or unknown when current.json
+    cannot be read (running agents keep serving what they loaded)."""
     trajectory_count: int
     training_trajectory_count: int
     benchmark_trajectory_count: int

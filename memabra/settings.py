@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     min_new_trajectories: int = Field(50, ge=0, json_schema_extra=_group("cycle", "N"))
     """A cycle with fewer unseen trajectories than this is skipped and writes no report."""
 
+    dry_run: bool = Field(False, json_schema_extra=_group("cycle"))
+    """Train and evaluate, write the report, promote nothing and change nothing else (a cycle only)."""
+
     holdout_share: float = Field(0.2, ge=0.0, lt=1.0, json_schema_extra=_group("cycle", "X"))
     """Share of the newest unseen trajectories a cycle holds out of training to estimate both routers on,
     off-policy (0 turns it off)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from memabra.errors import MemabraError
+from memabra.errors import CorruptDocumentError, MemabraError
 from memabra.evaluation.counterfactual import recent_value
 from memabra.guarding import GuardCheck, guard_status
 from memabra.learning.dataset import dataset_builder
@@ -17,6 +17,7 @@ from memabra.results import (DriftSignal, EffectiveSetting, LatestReport, LockHo
                              StoreStatus)
 from memabra.settings import GATE_FIELDS, GuardSettings, Settings, load_settings
 from memabra.storage.store import Store
+from memabra.suggestions import command_to_run
 
 RECENT_TRAJECTORIES = 1000
 """How many of the newest training trajectories `recent_value` estimates the active router on."""
@@ -40,6 +41,9 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
     try:
         current = store.versions.current()
         require_current(store.versions)
+    except CorruptDocumentError as exc:
+        current = None
+        warnings.append(exc.worded(command_to_run(store.base_dir, "--check")))
     except MemabraError as exc:
         current = None
         warnings.append(str(exc))
@@ -48,7 +52,7 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
     return StoreStatus(
         base_dir=str(store.base_dir),
         current=current,
-        active_router="version" if current else "heuristic",
+        active_router="version" if current else ("unknown" if warnings else "heuristic"),
         trajectory_count=index.training_count + index.benchmark_count,
         training_trajectory_count=index.training_count,
         benchmark_trajectory_count=index.benchmark_count,

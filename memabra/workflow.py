@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from memabra.errors import CycleCancelled
+from memabra.errors import CycleCancelled, MemabraError
 from memabra.evaluation.benchmark import BenchmarkSuite
 from memabra.evaluation.counterfactual import compare_routers
 from memabra.evaluation.evaluator import Evaluation, Evaluator, Executor

@@ -181,3 +181,12 @@ async def loaded(pilot, turns: int = 400) -> None:
         raise AssertionError(f"the console did not finish loading within {turns} turns")
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
+
+
+def trajectory_line(trajectory_id: str, reward) -> str:
+    """One ingest line: a one-candidate trajectory with the given id and reward (any JSON value, to test refusals)."""
+    return json.dumps({
+        "trajectory_id": trajectory_id, "task": {"task_id": "t", "text": "add 2 and 3"},
+        "candidates": [{"candidate_id": "tool:calc", "kind": "tool", "score": 0.5}],
+        "decision": {"chosen_candidate_id": "tool:calc", "propensity": 1.0},
+        "outcome": {"reward": reward, "latency_ms": 10.0}})

@@ -25,6 +25,9 @@ def files(folder):
 
 
 def test_status_on_a_fresh_base_dir(cli, tmp_path):
+    missing = cli("--base-dir", tmp_path / "mistyped", "--status")
+    assert missing.code == 2 and "does not exist" in missing.stderr and not (tmp_path / "mistyped").exists()
+    (tmp_path / "fresh").mkdir()
     result = cli("--base-dir", tmp_path / "fresh", "--status")
     assert result.code == 0, result.stderr
     status = result.json

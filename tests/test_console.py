@@ -205,7 +205,7 @@ async def test_f5_help_palette_commands_and_q(history_store):
         assert isinstance(app.screen, HelpScreen)
         keys = app.screen.query_one("#help-keys", DataTable)
         listed = [str(keys.get_row_at(i)[0]) for i in range(keys.row_count)]
-        assert listed[:9] == ["d", "p", "r", "c", "t", "k", "F5", "?", "q"]
+        assert listed[:11] == ["d", "p", "r", "c", "t", "k", "g", "i", "F5", "?", "q"]
         await pilot.press("escape")
         titles = [command.title for command in app.get_system_commands(app.screen)]
         for title in ("Dry run (d)", "Cycle (p)", "Roll back (r)", "Cancel (c)", "Gates (t)", "Refresh (F5)"):
@@ -330,8 +330,8 @@ async def test_k_checks_the_store_and_offers_a_repair(history_store):
         await pilot.press("k")
         await settle(pilot)
         assert isinstance(app.screen, CheckScreen)
-        problems = app.screen.query_one("#check-problems", DataTable)
-        assert problems.row_count == 1 and "20260105-110000.json" in str(problems.get_row_at(0)[0])
+        problems = [str(problem.render()) for problem in app.screen.query(".check-problem")]
+        assert len(problems) == 1 and "20260105-110000.json" in problems[0]
         await pilot.press("R")
         await settle(pilot)
         assert isinstance(app.screen, CheckScreen) and app.screen.result["healthy"]

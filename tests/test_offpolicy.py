@@ -194,7 +194,7 @@ def test_demo_flags_choose_the_logging_policy_and_every_pick_records_its_propens
     trajectories, _ = TrajectoryStore(tmp_path).load_all()
     assert {round(t.decision.propensity, 9) for t in trajectories} == {0.68, 0.08}
     bad = cli("--base-dir", tmp_path, "--demo-trajectories", "1", env={"MEMABRA_EXPLORATION": "sometimes"})
-    assert bad.code == 2 and bad.error_lines and "exploration" in bad.error_lines[0]
+    assert bad.code == 2 and bad.error_lines and "MEMABRA_EXPLORATION" in bad.error_lines[0]
 
 
 def test_a_served_router_explores_as_the_environment_says(tmp_path, monkeypatch):

@@ -77,6 +77,7 @@ def test_concurrent_benchmark_gives_the_same_results_in_task_order():
     ("tests.executor_plugins:not_an_executor", "no execute(task, candidate) method"),
 ])
 def test_a_bad_executor_spec_is_one_line_and_exit_2(cli, tmp_path, spec, message):
+    (tmp_path / "store").mkdir()  # a missing store is its own exit 2; this is about the spec
     result = cli("--base-dir", tmp_path / "store", "--executor", spec)
     assert result.code == 2 and result.stdout == ""
     assert len(result.error_lines) == 1 and message in result.error_lines[0], result.stderr
@@ -84,6 +85,7 @@ def test_a_bad_executor_spec_is_one_line_and_exit_2(cli, tmp_path, spec, message
 
 
 def test_a_bad_suite_file_is_one_line_and_exit_2(cli, tmp_path):
+    (tmp_path / "store").mkdir()
     executor = ("--executor", "tests.executor_plugins:make_executor")
     broken = suite_document()
     broken["tasks"][3]["expected_rewards"]["memory:99"] = 0.5

@@ -1,5 +1,6 @@
-"""The CLI's commands that change the active version or ask about its history: `--promote REPORT_ID` (with
-`--force`), `--rollback`, `--history`, `--active-at TIMESTAMP`, and `--reason TEXT` for whatever changes it."""
+"""The CLI's commands that promote a reviewed challenger or ask about the active version's history:
+`--promote REPORT_ID` (with `--force`), `--history`, `--active-at TIMESTAMP`, and `--reason TEXT` (which a cycle and
+`--rollback` take too)."""
 
 from __future__ import annotations
 
@@ -36,21 +37,6 @@ def add_flags(actions: Any, parser: argparse.ArgumentParser) -> None:
                         help="why, kept in the audit log: with a cycle, --promote or --rollback")
 
 
-def check_flags(args: argparse.Namespace) -> None:
-    """Refuse --force and --reason beside a command they do not apply to."""
-    if args.force and not args.promote:
-        raise BadInputError("--force works only with --promote REPORT_ID")
-    queries = (args.status, args.list_versions, args.check, args.history, args.active_at is not None,
-               args.demo_trajectories is not None, args.ingest is not None, args.dry_run)
-    if args.reason is not None and any(queries):
-        raise BadInputError("--reason goes with what changes the active version: a cycle, --promote or --rollback")
-
-
-def wanted(args: argparse.Namespace) -> bool:
-    """Whether the flags ask for one of these commands."""
-    return bool(args.promote or args.rollback or args.history or args.active_at is not None)
-
-
 def run(args: argparse.Namespace, store: Store) -> BaseModel:
     """Do what the flags ask and return the result to print."""
     from memabra import audit, promotion
@@ -58,8 +44,6 @@ def run(args: argparse.Namespace, store: Store) -> BaseModel:
     command = getattr(args, "command_line", None)
     if args.promote:
         return promotion.promote_reviewed(store, args.promote, force=args.force, reason=args.reason, command=command)
-    if args.rollback:
-        return promotion.roll_back(store, args.rollback, reason=args.reason, command=command)
     if args.history:
         return audit.store_history(store)
     return audit.active_version_at(store, audit.parse_moment(args.active_at))

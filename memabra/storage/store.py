@@ -66,16 +66,20 @@ class Store:
         return f"Store({str(self.base_dir)!r})"
 
 
-def check_base_dir(base_dir: Path, must_exist: bool = False) -> None:
-    """Refuse a base dir that cannot hold a store: a file, a missing folder when one must exist, or a folder we
-    may not write (only when it must be written)."""
+def check_base_dir(base_dir: Path, must_exist: bool = False, writable: bool = True) -> None:
+    """Refuse a base dir that cannot hold a store: a file, a missing or unreadable folder when one must exist, or
+    a folder we may not write (only when it must be written)."""
     if base_dir.exists() and not base_dir.is_dir():
         raise SettingError("base_dir",
                            f"{{setting:base_dir}} {base_dir} is a file; give a folder (it is created if missing)")
     if must_exist:
         if not base_dir.is_dir():
             raise SettingError("base_dir", f"{{setting:base_dir}} {base_dir} does not exist; check the path")
-        return
+        if not os.access(base_dir, os.R_OK | os.X_OK):
+            raise SettingError("base_dir", f"{{setting:base_dir}} {base_dir} is not readable; fix its permissions "
+                                           "or choose another folder")
+        if not writable:
+            return
     probe = base_dir
     while not probe.exists():
         probe = probe.parent

@@ -359,8 +359,13 @@ class TrajectoryWriter:
     def _journal_path(self) -> Path:
         return self.store.folder / f"{JOURNAL_PREFIX}{self.writer_id}-{self._sequence:06d}{JOURNAL_SUFFIX}"
 
-    def append(self, trajectory: Trajectory | dict) -> Trajectory:
-        """Validate and append one trajectory; once this returns, the trajectory survives a crash of the process."""
+    def append(self, trajectory: Trajectory | dict | None = None, /, **fields: Any) -> Trajectory:
+        """Validate and append one trajectory (or its fields as keywords, as `append_trajectory` takes them); once
+        this returns, the trajectory survives a crash of the process."""
+        if trajectory is None:
+            trajectory = fields
+        elif fields:
+            raise BadInputError("append() takes a trajectory or its fields as keywords, not both")
         if not isinstance(trajectory, Trajectory):
             try:
                 trajectory = Trajectory.model_validate(trajectory)

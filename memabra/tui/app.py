@@ -12,7 +12,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, RichLog, Sparkline, Static
+from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from memabra import promotion, workflow
@@ -29,8 +29,10 @@ from memabra.tui.format import (describe_gates, describe_outcome, describe_sourc
                                 signed, status_text)
 from memabra.tui.messages import CheckFinished, CycleFinished, CycleProgress, RolledBack, StoreLoaded
 from memabra.tui.screens.details import ReportScreen, VersionScreen
+from memabra.tui.stage_panel import StagePanel
 from memabra.tui.screens.modals import (CheckScreen, ErrorScreen, HelpScreen, PolicyScreen, PromoteScreen,
                                        RollbackScreen)
+from memabra.tui.traffic import TrafficActions
 
 POLL_SECONDS = 1.0
 """How often the console looks (cheaply, by mtimes) whether another process changed the store."""
@@ -42,11 +44,16 @@ KEYS: tuple[tuple[str, str, str, str], ...] = (
     ("c", "cancel_cycle", "Cancel", "cancel the running cycle; it writes nothing"),
     ("t", "thresholds", "Gates", "change the promotion gates, saved in the store's memabra.toml"),
     ("k", "check", "Check", "check every file of the store; offers a repair"),
+    ("g", "demo_traffic", "Demo traffic", "append demo traffic: simulated trajectories (demo stores)"),
+    ("i", "import_logs", "Import", "import trajectories from a .jsonl file or a folder of them"),
     ("f5", "refresh", "Refresh", "read the store again (it also follows changes)"),
     ("question_mark", "help", "Help", "this list of keys"),
     ("q", "quit", "Quit", "quit (a running cycle is cancelled)"),
 )
 """Every key of the main screen: key, action, footer label, what it does (footer, help screen, palette)."""
+NOT_IN_FOOTER = {"g", "i", "f5"}
+"""Keys left out of the footer so it fits 80 columns (the help screen and the palette list them)."""
+NOTICE_STYLES = {"error": "bold red", "locked": "bold yellow", "working": "yellow", "done": "green"}
 
 VERSION_COLUMNS = (("  version", "id", 17), ("created (UTC)", "created", 16), ("reward", "reward", 6),
                    ("errors", "errors", 6), ("latency", "latency", 7), ("trained", "trained", 7))
@@ -59,46 +66,14 @@ ENTER_HELP = ("enter", "open the highlighted version or report (esc: back)")
 TAB_HELP = ("tab", "move between the version and report tables")
 
 
-class StagePanel(Vertical):
-    """The live cycle: what is running or how the last cycle ended, a bar per stage, and a log."""
-
-    def compose(self) -> ComposeResult:
-        yield Static("", id="cycle-outcome")
-        for stage in workflow.STAGES:
-            with Horizontal(classes="stage-row"):
-                yield Label(stage, classes="stage-name")
-                yield ProgressBar(total=1, show_eta=False, id=f"bar-{stage}")
-        yield RichLog(id="cycle-log", max_lines=500, min_width=1, wrap=True, markup=False)
-
-    def reset(self) -> None:
-        for stage in workflow.STAGES:
-            self.query_one(f"#bar-{stage}", ProgressBar).update(total=1, progress=0)
-        self.query_one("#cycle-log", RichLog).clear()
-
-    def show_event(self, stage: str, done: int, total: int, message: str) -> None:
-        if stage not in workflow.STAGES:
-            return
-        self.query_one(f"#bar-{stage}", ProgressBar).update(total=max(total, 1), progress=min(done, max(total, 1)))
-        if message and (done >= total or stage in ("gate", "save")):
-            self.log_line(f"{stage}: {message}")
-
-    def log_line(self, line: str) -> None:
-        log = self.query_one("#cycle-log", RichLog)
-        if log.lines and log.lines[-1].text == line:
-            return
-        log.write(line)
-
-    def show_outcome(self, text: Text | str) -> None:
-        self.query_one("#cycle-outcome", Static).update(text)
-
-
-class MemabraConsole(App[int]):
+class MemabraConsole(TrafficActions, App[int]):
     """memabra's operator console over one base dir."""
 
     CSS_PATH = "app.tcss"
     TITLE = "memabra"
-    BINDINGS = [Binding(key, action, label, tooltip=what) for key, action, label, what in KEYS]
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    BINDINGS = [Binding(key, action, label, tooltip=what, show=key not in NOT_IN_FOOTER)
+                for key, action, label, what in KEYS]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide"), (160, "-widest")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     def __init__(self, base_dir: Path, settings: Settings | None = None, poll_seconds: float = POLL_SECONDS):
@@ -179,12 +154,20 @@ class MemabraConsole(App[int]):
             self.fill_versions(message.overview.versions)
         if previous is None or previous.reports != message.overview.reports:
             self.fill_reports(message.overview.reports)
-        if not self.cycle_running and self.last_result is None:
+        if not self.cycle_running:
             status = message.overview.status
             latest = status.latest_report if status else None
-            outcome = describe_outcome(latest, "last cycle") if latest else Text("no cycle has run yet")
-            outcome.append("\n\nd dry run · p cycle that may promote", style="dim")
+            mine = self.last_result
+            if mine is not None and (latest is None or mine.finished_at >= latest.finished_at):
+                outcome = describe_outcome(mine, "this cycle")
+            else:  # the store's newest report, whichever process (cron, another console) ran it
+                outcome = describe_outcome(latest, "last cycle") if latest else Text("no cycle has run yet")
+            outcome.append("\n\nd dry run · p cycle · g demo traffic · i import", style="dim")
             self.main_screen.query_one(StagePanel).show_outcome(outcome)
+
+    def show_notice(self, line: str, kind: str) -> None:
+        """A message that stays in the live-cycle panel until the next one (a held lock, an error, progress)."""
+        self.main_screen.query_one("#notice", Static).update(Text(line, style=NOTICE_STYLES.get(kind, "")))
 
     def show_status(self, overview: Overview) -> None:
         self.main_screen.query_one("#settings-sources", Static).update(describe_sources(self.settings))
@@ -256,6 +239,7 @@ class MemabraConsole(App[int]):
                         severity="warning", markup=False)
             return
         self.cycle_running = True
+        self.show_notice("", "")
         self.cycle_kind = "dry-run cycle" if dry_run else "cycle"
         self.cancel_event = threading.Event()
         panel = self.main_screen.query_one(StagePanel)
@@ -268,7 +252,7 @@ class MemabraConsole(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="cycle", name="cycle")
     def run_cycle(self, dry_run: bool, cancel: threading.Event) -> None:
         """Run the engine's cycle in a thread; progress and the result come back as messages."""
-        request = cycle_request(self.store, self.settings, dry_run=dry_run)
+        request = cycle_request(self.store, self.settings, dry_run=dry_run or self.settings.dry_run)
         result = workflow.run_cycle(self.store, self.settings, request, cancel=cancel,
                                     on_event=lambda event: self.post_message(CycleProgress(event)))
         self.post_message(CycleFinished(result))
@@ -308,6 +292,9 @@ class MemabraConsole(App[int]):
             return
         status = self.overview.status if self.overview else None
         active = status.current.version_id if status and status.current else None
+        known = status is not None and status.active_router != "unknown"
+        active_label = active or ("built-in heuristic" if known else
+                                  "unknown: current.json is unreadable, so agents keep serving what they loaded")
         if target == active:
             self.notify(f"{target} is already active; highlight an earlier version first", severity="warning",
                         markup=False)
@@ -321,7 +308,7 @@ class MemabraConsole(App[int]):
             if answer:
                 self.run_rollback(target)
 
-        self.push_screen(RollbackScreen(active, target), confirmed)
+        self.push_screen(RollbackScreen(active_label, target), confirmed)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="rollback", name="rollback")
     def run_rollback(self, version_id: str) -> None:
@@ -331,11 +318,12 @@ class MemabraConsole(App[int]):
     def on_rolled_back(self, message: RolledBack) -> None:
         current = message.current
         if current.promotion_source == "promote":
-            self.notify(f"promoted the challenger of dry run {current.report_id}: {current.version_id} is active "
-                        f"(was {current.prior_version_id or 'the heuristic'})", markup=False)
+            line = (f"promoted the challenger of dry run {current.report_id}: {current.version_id} is active "
+                    f"(was {current.prior_version_id or 'the heuristic'})")
         else:
-            self.notify(f"rolled back: {current.version_id} is active (was {current.rollback_from or 'none'})",
-                        markup=False)
+            line = f"rolled back: {current.version_id} is active (was {current.rollback_from or 'none'})"
+        self.show_notice(line, "done")
+        self.notify(line, markup=False)
         self.reload()
 
     # -- store check -------------------------------------------------------------------------
@@ -427,7 +415,7 @@ class MemabraConsole(App[int]):
         for key, action, label, what in KEYS:
             if action not in ("quit", "help"):
                 yield SystemCommand(f"{label} ({display_key(key)})", what, getattr(self, f"action_{action}"))
-        yield SystemCommand("Keys (?)", "list the console's keys", self.action_help)
+        yield SystemCommand("Help (?)", "every key of the console and what it does", self.action_help)
 
     # -- one place for worker errors -------------------------------------------------------------
     @on(Worker.StateChanged)
@@ -437,17 +425,19 @@ class MemabraConsole(App[int]):
             self.cycle_running = False
             self.main_screen.query_one(StagePanel).add_class("-idle")
             if event.state == WorkerState.ERROR:
-                self.main_screen.query_one(StagePanel).show_outcome(Text(f"{self.cycle_kind} failed: see the message",
-                                                             style="bold red"))
+                self.main_screen.query_one(StagePanel).show_outcome(
+                    Text(f"{self.cycle_kind} failed: {event.worker.error}", style="bold red"))
         if event.state == WorkerState.ERROR:
             self.show_error(event.worker.error)
 
     def show_error(self, error: BaseException | None) -> None:
         """Show a worker's error: the engine's own errors as a notification, anything else as a modal."""
         if isinstance(error, LockHeldError):
+            self.show_notice(f"store locked: {error}", "locked")
             self.notify(str(error), title="store locked", severity="warning", timeout=10, markup=False)
             self.reload()
         elif isinstance(error, MemabraError):
+            self.show_notice(f"error: {error}", "error")
             self.notify(str(error), title="error", severity="error", timeout=15, markup=False)
             self.reload()
         else:

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.text import Text
 
+from memabra.suggestions import command_to_run
 from memabra.overview import Overview
 from memabra.results import LockHolder
 from memabra.settings import Settings
@@ -134,11 +135,13 @@ def status_text(overview: Overview, settings: Settings, running: str | None = No
     line("gates", describe_gates(settings, separator="\n" + " " * 10))
     if total == 0:
         text.append("\nNo trajectories yet. Fill the store with demo ones:\n", style="bold")
-        text.append(f"  memabra --headless --base-dir {settings.base_dir} --demo-trajectories 2000\n")
+        text.append(f"  {command_to_run(settings.base_dir, '--demo-trajectories', '2000')}\n")
+        text.append("(or press g here; i imports a .jsonl file)\n")
         text.append("then press p to run a cycle (d for a dry run).")
     elif unseen < settings.min_new_trajectories:
-        text.append(f"\nA cycle needs {settings.min_new_trajectories} new trajectories; "
-                    f"{unseen} are stored.", style="dim")
+        text.append(f"\nA cycle needs {settings.min_new_trajectories} new trajectories; {unseen} are stored. "
+                    "Press g to append demo traffic or i to import a .jsonl file (t lowers the minimum).",
+                    style="dim")
     elif not current:
         text.append("\nPress d for a dry run or p for a cycle that may promote.", style="dim")
     text.rstrip()

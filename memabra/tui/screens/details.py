@@ -71,7 +71,7 @@ class DetailScreen(Screen):
         yield Header()
         with VerticalScroll(id="detail-body"):
             yield Static(f"reading {self.document_id}…", id="detail-loading")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # fits 80 columns
 
     def on_mount(self) -> None:
         self.load()
@@ -201,8 +201,8 @@ class ReportScreen(DetailScreen):
         summary = Text.assemble(
             (f"report {report.report_id}  ", "bold"), (verdict, colour),
             f"\nfinished {short_time(report.finished_at)} UTC · baseline "
-            f"{report.baseline_version_id or 'built-in heuristic'} · challenger saved as "
-            f"{report.challenger_version_id or 'nothing (not promoted)'}\n"
+            f"{report.baseline_version_id or 'built-in heuristic'} · "
+            f"{saved_as(report)}\n"
             f"trained on {report.training_trajectory_count:,} trajectories "
             f"({report.new_trajectory_count:,} new, {report.invalid_trajectory_count:,} invalid)"
             f"\ndecided on evidence: {report.evidence or 'benchmark'}"
@@ -259,3 +259,11 @@ def benchmark_widgets(benchmark: BenchmarkSection | None) -> list:
                           signed(after - before) if before is not None else "–")
         widgets.append(table)
     return widgets
+
+
+def saved_as(report: TrainingReport) -> str:
+    """Where the challenger went: the version it was saved as, or why it was not kept."""
+    if report.challenger_version_id:
+        return f"challenger saved as version {report.challenger_version_id}"
+    why = {"dry_run": "a dry run keeps no version", "rejected": "rejected by the gates"}.get(report.status, "")
+    return "challenger not saved" + (f" ({why})" if why else "")

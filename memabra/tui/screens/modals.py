@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static
 
@@ -200,12 +200,12 @@ class CheckScreen(ModalScreen[bool]):
             title = Text(f"The check found {result.problem_count} problem(s)", style="bold red")
         with Vertical(id="check", classes="dialog"):
             yield Static(title)
-            table = DataTable(show_cursor=False, id="check-problems")
-            table.add_columns("file", "problem", "fix")
-            for problem in result.problems:
-                fix = Text(problem.fix, style="green") if problem.repaired else problem.fix
-                table.add_row(problem.path, problem.problem, fix)
-            yield table
+            with VerticalScroll(id="check-problems"):
+                for problem in result.problems:  # wrapped, never cut: the fix is the point of the dialog
+                    yield Static(Text.assemble(
+                        (problem.path, "bold"), "\n", problem.problem, "\n",
+                        ("repaired: " if problem.repaired else "fix: ", "dim"),
+                        (problem.fix, "green" if problem.repaired else "")), classes="check-problem")
             can_repair = not result.repair
             note = ("Repair (as `--check --repair`) moves unreadable files to quarantine/ (it never deletes a "
                     "document), seals dead writers' journals and removes leftover temp files, under the store's "
