@@ -51,10 +51,13 @@ def status_table(status: dict[str, Any]) -> str:
     latest = status.get("latest_report") or {}
     lock = status.get("lock")
     recent = status.get("recent_value")
+    drift, guard = status.get("drift"), status.get("guard")
     metrics = current.get("benchmark_summary") or {}
     rows = [
         ("store", status["base_dir"]),
-        ("active", current.get("version_id") or "heuristic (no version yet)"),
+        ("active", current.get("version_id") or ("unknown: current.json is unreadable (see warnings)"
+                                                 if status.get("active_router") == "unknown" else
+                                                 "heuristic (no version yet)")),
         ("promoted", f"{minute(current.get('promoted_at'))} by {current.get('promotion_source')}" if current else "-"),
         ("prior", current.get("prior_version_id") or "-"),
         ("benchmark", f"reward {number(metrics.get('avg_reward'))} · errors {number(metrics.get('error_rate'))} · "
@@ -69,12 +72,16 @@ def status_table(status: dict[str, Any]) -> str:
         ("reports", f"{status['report_count']:,}"),
         ("last cycle", f"{latest['status']} {minute(latest.get('finished_at'))} · report {latest['report_id']} · "
                        f"Δreward {latest['reward_delta']:+.3f}" if latest else "none yet"),
+        ("drift", f"{drift['signal']} (recent {drift['delta']:+.3f} against promotion)" if drift else "-"),
+        ("guard", f"{guard['verdict']} ({guard['mode']})" + (" · ALERT" if guard.get("alert") else "")
+                  if guard else "-"),
         ("lock", f"held by pid {lock.get('pid')}: {lock.get('operation')} since {minute(lock.get('started_at'))}"
                  if lock else "free"),
     ]
     if latest and latest.get("reasons"):
-        rows.insert(-1, ("why", latest["reasons"][0]))
-    return columns(("", ""), [(label, value) for label, value in rows]).split("\n", 1)[1]
+        rows.insert(-3, ("why", latest["reasons"][0]))
+    table = columns(("", ""), [(label, value) for label, value in rows]).split("\n", 1)[1]
+    return "\n".join([table, *(f"warning: {warning}" for warning in status.get("warnings") or [])])
 
 
 def versions_table(versions: list[dict[str, Any]]) -> str:
