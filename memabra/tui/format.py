@@ -33,13 +33,21 @@ def short_time(moment: str | datetime | None) -> str:
     return iso.replace("T", " ")[:16]
 
 
-def describe_gates(settings: Settings, separator: str = " · ") -> str:
-    """The gates as applied, named by their profile (production decides on the reward gain's lower bound)."""
+def describe_gates(settings: Settings, width: int | None = None, indent: str = "") -> str:
+    """The gates as applied, named by their profile (production decides on the reward gain's lower bound); with a
+    width, packed into lines of at most that many characters, each after the first starting with `indent`."""
     gates = settings.gates.effective()
     bound = " (lower bound)" if gates.reward_delta_bound != "off" else ""
-    return (f"{gates.gate_profile}{separator}Δreward{bound} ≥ {gates.min_reward_delta:g} · "
-            f"Δerrors ≤ {gates.max_error_rate_increase:g}{separator}"
-            f"Δlatency ≤ {gates.max_latency_increase_ms:g} ms · tasks ≥ {gates.required_task_count}")
+    items = [gates.gate_profile, f"Δreward{bound} ≥ {gates.min_reward_delta:g}",
+             f"Δerrors ≤ {gates.max_error_rate_increase:g}", f"Δlatency ≤ {gates.max_latency_increase_ms:g} ms",
+             f"tasks ≥ {gates.required_task_count}"]
+    lines = [items[0]]
+    for item in items[1:]:
+        if width is not None and len(lines[-1]) + 3 + len(item) > width:
+            lines.append(item)
+        else:
+            lines[-1] += " · " + item
+    return ("\n" + indent).join(lines)
 
 
 SOURCE_LABELS = {"flag": "flags", "environment": "environment", "memabra.toml": "memabra.toml", "default": "defaults"}
@@ -86,6 +94,10 @@ def describe_outcome(result: Any, what: str) -> Text:
     return text
 
 
+STATUS_WIDTH = 39
+"""Characters a status panel line holds at 120 columns before it wraps."""
+
+
 def status_text(overview: Overview, settings: Settings, running: str | None = None) -> Text:
     """The router status panel: what is active and why, what is stored, the lock (held by this console while its
     `running` operation runs) and the gates."""
@@ -130,9 +142,8 @@ def status_text(overview: Overview, settings: Settings, running: str | None = No
     if status.drift is not None:
         drift = status.drift
         style = {"dropped": "bold red", "rose": "green"}.get(drift.signal, "")
-        line("drift", f"{drift.signal}: recent {drift.recent_value:.3f} vs {drift.value_at_promotion:.3f} when "
-                      f"promoted ({drift.delta:+.3f}, {drift.low:+.3f} … {drift.high:+.3f})", style)
-    line("gates", describe_gates(settings, separator="\n" + " " * 10))
+        line("drift", f"{drift.signal}: {drift.delta:+.3f} since promoted", style)
+    line("gates", describe_gates(settings, width=STATUS_WIDTH - 10, indent=" " * 10))
     if total == 0:
         text.append("\nNo trajectories yet. Fill the store with demo ones:\n", style="bold")
         text.append(f"  {command_to_run(settings.base_dir, '--demo-trajectories', '2000')}\n")
