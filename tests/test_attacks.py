@@ -74,7 +74,7 @@ def test_3_out_of_bounds_or_mistyped_numbers_are_refused(history_store, tmp_path
     for document in documents:
         document["outcome"][field] = value
     code, printed, _ = run_main("--base-dir", history_store, "--ingest", jsonl(tmp_path / "in.jsonl", documents))
-    assert code == 0 and json.loads(printed)["invalid_count"] == 3
+    assert code == 4 and json.loads(printed)["invalid_count"] == 3  # every line refused: exit 4
     assert f"outcome.{field}" == json.loads(printed)["invalid"][0]["field"]
     code, printed, stderr = run_main("--base-dir", history_store, "--dry-run", "--min-new-trajectories", "0")
     assert code == 0, stderr
@@ -274,7 +274,7 @@ def test_also_propensity_types_and_fifos_and_symlinked_folders(history_store, tm
     os.mkfifo(folder / "b.jsonl")
     code, printed, _ = run_main("--base-dir", history_store, "--ingest", folder)
     result = json.loads(printed)
-    assert code == 0 and result["invalid_count"] == 2 and "FIFO" in result["skipped_files"][0]["reason"]
+    assert code == 4 and result["invalid_count"] == 2 and "FIFO" in result["skipped_files"][0]["reason"]
     outside = tmp_path / "outside-reports"
     shutil.move(history_store / "training-reports", outside)
     (history_store / "training-reports").symlink_to(outside)
