@@ -51,14 +51,15 @@ class BatchColumns:
     offered: np.ndarray
 
 
-def _columns(rows: list[tuple], offered_scores: list[float], chosen_at: list[int], lengths: list[int]) -> BatchColumns:
-    """Columns from per-row tuples and the flat list of every offered score (with each row's chosen position)."""
-    if len(chosen_at) != len(rows):
+def _columns(rows: list[tuple], offered_scores: list[float], count: int) -> BatchColumns:
+    """Columns from per-row tuples and the flat list of every offered score."""
+    if len(rows) != count:
         raise ValueError("a trajectory's chosen candidate must be one of its candidates; validate it first")
-    texts, metadata, words, metadata_values, kinds, names, hints, payload_values, rewards, propensities = zip(*rows)
-    scores, offered = np.array(offered_scores, dtype=np.float64), np.array(lengths, dtype=np.int64)
+    (texts, metadata, words, metadata_values, kinds, names, hints, payload_values, rewards, propensities,
+     chosen_score, offered) = zip(*rows)
+    scores, offered = np.array(offered_scores, dtype=np.float64), np.array(offered, dtype=np.int64)
     starts = np.cumsum(offered) - offered
-    chosen_score = scores[np.array(chosen_at, dtype=np.int64)]
+    chosen_score = np.array(chosen_score, dtype=np.float64)
     return BatchColumns(texts, metadata, words, metadata_values, kinds, names, hints, payload_values, rewards,
                         propensities, chosen_score, np.maximum.reduceat(scores, starts),
                         np.add.reduceat(scores > np.repeat(chosen_score, offered), starts), offered)
@@ -68,7 +69,7 @@ def columns_of_documents(documents: Sequence[dict], config: LearnerConfig) -> Ba
     """Columns of validated plain trajectory documents (missing fields take the model's defaults)."""
     word_keys, metadata_keys, payload_keys = config.metadata_words, config.metadata_features, config.payload_features
     no_words, no_metadata, no_payload = (None,) * len(word_keys), (None,) * len(metadata_keys), (None,) * len(payload_keys)
-    rows, offered_scores, chosen_at, lengths = [], [], [], []
+    rows, offered_scores = [], []
     add_score = offered_scores.append
     for document in documents:
         task, decision, offer = document["task"], document["decision"], document["candidates"]
@@ -76,26 +77,24 @@ def columns_of_documents(documents: Sequence[dict], config: LearnerConfig) -> Ba
         for candidate in offer:
             if candidate["candidate_id"] == chosen_id:
                 chosen = candidate
-                chosen_at.append(len(offered_scores))
             add_score(candidate.get("score", 0.0))
-        lengths.append(len(offer))
         if chosen is None:
             break
         metadata, payload = task.get("metadata"), chosen.get("payload")
         rows.append((task["text"], metadata,
-                     tuple(map(metadata.get, word_keys)) if metadata else no_words,
-                     tuple(map(metadata.get, metadata_keys)) if metadata else no_metadata,
+                     tuple(map(metadata.get, word_keys)) if word_keys and metadata else no_words,
+                     tuple(map(metadata.get, metadata_keys)) if metadata_keys and metadata else no_metadata,
                      chosen["kind"], chosen.get("name", ""), payload.get("hint_reward") if payload else None,
-                     tuple(map(payload.get, payload_keys)) if payload else no_payload,
-                     document["outcome"]["reward"], decision.get("propensity")))
-    return _columns(rows, offered_scores, chosen_at, lengths)
+                     tuple(map(payload.get, payload_keys)) if payload_keys and payload else no_payload,
+                     document["outcome"]["reward"], decision.get("propensity"), chosen.get("score", 0.0), len(offer)))
+    return _columns(rows, offered_scores, len(documents))
 
 
 def columns_of_trajectories(trajectories: Sequence[Trajectory], config: LearnerConfig) -> BatchColumns:
     """Columns of trajectory models."""
     word_keys, metadata_keys, payload_keys = config.metadata_words, config.metadata_features, config.payload_features
     no_words, no_metadata, no_payload = (None,) * len(word_keys), (None,) * len(metadata_keys), (None,) * len(payload_keys)
-    rows, offered_scores, chosen_at, lengths = [], [], [], []
+    rows, offered_scores = [], []
     add_score = offered_scores.append
     for trajectory in trajectories:
         task, decision, offer = trajectory.task, trajectory.decision, trajectory.candidates
@@ -103,19 +102,17 @@ def columns_of_trajectories(trajectories: Sequence[Trajectory], config: LearnerC
         for candidate in offer:
             if candidate.candidate_id == chosen_id:
                 chosen = candidate
-                chosen_at.append(len(offered_scores))
             add_score(candidate.score)
-        lengths.append(len(offer))
         if chosen is None:
             break
         metadata, payload = task.metadata, chosen.payload
         rows.append((task.text, metadata,
-                     tuple(map(metadata.get, word_keys)) if metadata else no_words,
-                     tuple(map(metadata.get, metadata_keys)) if metadata else no_metadata,
+                     tuple(map(metadata.get, word_keys)) if word_keys and metadata else no_words,
+                     tuple(map(metadata.get, metadata_keys)) if metadata_keys and metadata else no_metadata,
                      chosen.kind.value, chosen.name, payload.get("hint_reward") if payload else None,
-                     tuple(map(payload.get, payload_keys)) if payload else no_payload,
-                     trajectory.outcome.reward, decision.propensity))
-    return _columns(rows, offered_scores, chosen_at, lengths)
+                     tuple(map(payload.get, payload_keys)) if payload_keys and payload else no_payload,
+                     trajectory.outcome.reward, decision.propensity, chosen.score, len(offer)))
+    return _columns(rows, offered_scores, len(trajectories))
 
 
 def _ids(values: list) -> tuple[np.ndarray, list]:
