@@ -67,6 +67,21 @@ def _columns(rows: list[tuple], offered_scores: list[float], count: int) -> Batc
 
 def columns_of_documents(documents: Sequence[dict], config: LearnerConfig) -> BatchColumns:
     """Columns of validated plain trajectory documents (missing fields take the model's defaults)."""
+    try:
+        return _document_columns(documents, config)
+    except KeyError:  # a document leaves out fields that have defaults: read them all with the defaults filled in
+        return _document_columns([_completed(document) for document in documents], config)
+
+
+def _completed(document: dict) -> dict:
+    """A document with the optional fields the build reads set to their defaults when missing."""
+    task, decision = document["task"], document["decision"]
+    return {**document, "task": {"metadata": None, **task}, "decision": {"propensity": None, **decision},
+            "candidates": [{"name": "", "score": 0.0, "payload": None, **candidate}
+                           for candidate in document["candidates"]]}
+
+
+def _document_columns(documents: Sequence[dict], config: LearnerConfig) -> BatchColumns:
     word_keys, metadata_keys, payload_keys = config.metadata_words, config.metadata_features, config.payload_features
     no_words, no_metadata, no_payload = (None,) * len(word_keys), (None,) * len(metadata_keys), (None,) * len(payload_keys)
     rows, offered_scores = [], []
@@ -77,16 +92,16 @@ def columns_of_documents(documents: Sequence[dict], config: LearnerConfig) -> Ba
         for candidate in offer:
             if candidate["candidate_id"] == chosen_id:
                 chosen = candidate
-            add_score(candidate.get("score", 0.0))
+            add_score(candidate["score"])
         if chosen is None:
             break
-        metadata, payload = task.get("metadata"), chosen.get("payload")
+        metadata, payload = task["metadata"], chosen["payload"]
         rows.append((task["text"], metadata,
                      tuple(map(metadata.get, word_keys)) if word_keys and metadata else no_words,
                      tuple(map(metadata.get, metadata_keys)) if metadata_keys and metadata else no_metadata,
-                     chosen["kind"], chosen.get("name", ""), payload.get("hint_reward") if payload else None,
+                     chosen["kind"], chosen["name"], payload.get("hint_reward") if payload else None,
                      tuple(map(payload.get, payload_keys)) if payload_keys and payload else no_payload,
-                     document["outcome"]["reward"], decision.get("propensity"), chosen.get("score", 0.0), len(offer)))
+                     document["outcome"]["reward"], decision["propensity"], chosen["score"], len(offer)))
     return _columns(rows, offered_scores, len(documents))
 
 
