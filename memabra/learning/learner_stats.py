@@ -16,6 +16,7 @@ import orjson
 from memabra.learning.pair_features import KIND_INDEX, LearnerConfig
 from memabra.learning.stats_rows import BatchColumns, accumulate, columns_of_documents, columns_of_trajectories
 from memabra.models import CANDIDATE_KINDS, Trajectory
+from memabra.storage.trajectories import gc_paused
 
 STATS_FORMAT = 2
 """Bumped whenever what the arrays hold changes, so older caches are refused."""
@@ -154,14 +155,16 @@ class LearnerStatsBuilder:
         """Statistics of trajectory models; `factors` scales each row's weight (decay by age)."""
         if not trajectories:
             return LearnerStats.zeros(self.config)
-        return self._build(columns_of_trajectories(trajectories, self.config), factors)
+        with gc_paused():  # the read pass allocates a tuple per row; collections would walk every trajectory
+            return self._build(columns_of_trajectories(trajectories, self.config), factors)
 
     def stats_of_documents(self, documents: Sequence[dict], factors: np.ndarray | None = None) -> LearnerStats:
         """Statistics of validated plain trajectory documents (missing fields take the model's defaults); equal to
         `stats()` of the same trajectories."""
         if not documents:
             return LearnerStats.zeros(self.config)
-        return self._build(columns_of_documents(documents, self.config), factors)
+        with gc_paused():
+            return self._build(columns_of_documents(documents, self.config), factors)
 
     def _build(self, columns: BatchColumns, factors: np.ndarray | None) -> LearnerStats:
         keys, gram, moment, weight, square, rows = accumulate(columns, self.config, factors)
