@@ -69,10 +69,10 @@ def _fit(stats: LearnerStats, config: LearnerConfig, scale: float):
         mask = kind_of_key == kind
         kind_weights[kind] = _solve(stats.gram[mask].sum(axis=0), stats.moment[mask].sum(axis=0), l2_kind,
                                     global_weights)
-    id_weights = np.empty((len(stats.keys), config.size))
-    for slot, kind in enumerate(kind_of_key.tolist()):
-        id_weights[slot] = _solve(stats.gram[slot], stats.moment[slot], l2_id, kind_weights[kind])
-    return global_weights, kind_weights, id_weights
+    # every identity's system in one batched solve
+    systems = stats.gram + np.diag(l2_id)
+    id_weights = np.linalg.solve(systems, (stats.moment + l2_id * kind_weights[kind_of_key])[..., None])[..., 0]
+    return global_weights, kind_weights, id_weights.reshape(len(stats.keys), config.size)
 
 
 def noise_variance(stats: LearnerStats, config: LearnerConfig, fit) -> float:
@@ -80,12 +80,10 @@ def noise_variance(stats: LearnerStats, config: LearnerConfig, fit) -> float:
     freedom, from the identity fits when they leave at least half the weight free, else from the global fit."""
     global_weights, _, id_weights = fit
     l2_id = _penalty(config, config.l2_id)
-    residual = free = 0.0
-    for slot in range(len(stats.keys)):
-        gram, weights = stats.gram[slot], id_weights[slot]
-        residual += stats.square[slot] - 2 * weights @ stats.moment[slot] + weights @ gram @ weights
-        freedom = np.trace(np.linalg.solve(gram + np.diag(l2_id), gram))
-        free += stats.weight[slot] - stats.weight[slot] / max(stats.rows[slot], 1) * freedom
+    fitted = np.einsum("ki,kij,kj->k", id_weights, stats.gram, id_weights)
+    residual = float(np.sum(stats.square - 2 * np.einsum("ki,ki->k", id_weights, stats.moment) + fitted))
+    freedom = np.trace(np.linalg.solve(stats.gram + np.diag(l2_id), stats.gram), axis1=1, axis2=2)
+    free = float(np.sum(stats.weight - stats.weight / np.maximum(stats.rows, 1) * freedom))
     total = float(stats.weight.sum())
     if free >= 0.5 * total:
         return max(residual / free, 0.0)

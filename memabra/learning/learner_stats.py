@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 import orjson
 
-from memabra.learning.pair_features import (
-    DENSE_NAMES, KIND_INDEX, LearnerConfig, hint_of, identity_key, numeric, overlap, task_features,
-)
+from memabra.learning.pair_features import KIND_INDEX, LearnerConfig
+from memabra.learning.stats_rows import BatchColumns, accumulate, columns_of_documents, columns_of_trajectories
 from memabra.models import CANDIDATE_KINDS, Trajectory
+from memabra.storage.trajectories import gc_paused
 
 STATS_FORMAT = 2
 """Bumped whenever what the arrays hold changes, so older caches are refused."""
@@ -147,127 +146,29 @@ def decayed_sum(segments: Sequence[LearnerStats], config: LearnerConfig,
 
 class LearnerStatsBuilder:
     """Turns logged trajectories (models or validated plain documents) into `LearnerStats`: one importance-weighted
-    row per logged decision, filed under the chosen candidate's identity bucket."""
+    row per logged decision, filed under the chosen candidate's identity bucket, the whole batch at once."""
 
     def __init__(self, config: LearnerConfig | None = None):
         self.config = config or LearnerConfig()
 
     def stats(self, trajectories: Sequence[Trajectory], factors: np.ndarray | None = None) -> LearnerStats:
         """Statistics of trajectory models; `factors` scales each row's weight (decay by age)."""
-        columns = _Columns(self.config)
-        add = columns.add
-        for trajectory in trajectories:
-            task, decision = trajectory.task, trajectory.decision
-            chosen_id, scores, chosen = decision.chosen_candidate_id, [], None
-            for candidate in trajectory.candidates:
-                scores.append(candidate.score)
-                if candidate.candidate_id == chosen_id:
-                    chosen = candidate
-            add(task.text, task.metadata, chosen.kind.value, chosen.name, chosen.score, chosen.payload, scores,
-                trajectory.outcome.reward, decision.propensity)
-        return self._build(columns, factors)
+        if not trajectories:
+            return LearnerStats.zeros(self.config)
+        with gc_paused():  # the read pass allocates a tuple per row; collections would walk every trajectory
+            return self._build(columns_of_trajectories(trajectories, self.config), factors)
 
     def stats_of_documents(self, documents: Sequence[dict], factors: np.ndarray | None = None) -> LearnerStats:
         """Statistics of validated plain trajectory documents (missing fields take the model's defaults); equal to
         `stats()` of the same trajectories."""
-        columns = _Columns(self.config)
-        add = columns.add
-        for document in documents:
-            decision, task = document["decision"], document["task"]
-            chosen_id, scores, chosen = decision["chosen_candidate_id"], [], None
-            for candidate in document["candidates"]:
-                scores.append(candidate.get("score", 0.0))
-                if candidate["candidate_id"] == chosen_id:
-                    chosen = candidate
-            add(task["text"], task.get("metadata"), chosen["kind"], chosen.get("name", ""), chosen.get("score", 0.0),
-                chosen.get("payload"), scores, document["outcome"]["reward"], decision.get("propensity"))
-        return self._build(columns, factors)
+        if not documents:
+            return LearnerStats.zeros(self.config)
+        with gc_paused():
+            return self._build(columns_of_documents(documents, self.config), factors)
 
-    def _build(self, columns: "_Columns", factors: np.ndarray | None) -> LearnerStats:
-        with threadpool_limits(limits=1, user_api="blas"):  # small products: extra BLAS threads only spin
-            return self._build_single_threaded(columns, factors)
-
-    def _build_single_threaded(self, columns: "_Columns", factors: np.ndarray | None) -> LearnerStats:
-        config = self.config
-        stats = LearnerStats.zeros(config)
-        count = len(columns.texts)
-        if not count:
-            return stats
-        texts, keys, rewards, propensities = columns.texts, columns.keys, columns.rewards, columns.propensities
-        propensity = np.array([value or 0.0 for value in propensities], dtype=np.float64)
-        inverse = np.divide(1.0, propensity, out=np.ones_like(propensity), where=propensity > 0)
-        row_weight = np.minimum(inverse, config.max_importance_weight) ** config.importance_power
-        row_weight[propensity <= 0] = 1.0
-        if factors is not None:
-            row_weight = row_weight * np.asarray(factors, dtype=np.float64)
-        matrix = np.empty((count, config.size))
-        dense = matrix[:, config.dense_start:]
-        dense[:, 0] = 1.0
-        dense[:, 1] = score = np.array(columns.scores)
-        dense[:, 2] = score - np.array(columns.bests)
-        higher, offered = np.array(columns.highers, dtype=np.float64), np.array(columns.offered, dtype=np.float64)
-        dense[:, 3] = higher == 0
-        dense[:, 4] = np.divide(higher, offered - 1, out=np.zeros(count), where=offered > 1)
-        dense[:, 5] = columns.hints
-        dense[:, 6] = columns.overlaps
-        if columns.extras:
-            dense[:, len(DENSE_NAMES):] = columns.extras
-        positions: dict[tuple[tuple[int, ...], float], int] = {}
-        text_row = np.fromiter((positions.setdefault(text, len(positions)) for text in texts), dtype=np.int64,
-                               count=count)
-        text_matrix = np.zeros((len(positions), config.task_buckets))
-        for (indices, value), row in positions.items():
-            text_matrix[row, list(indices)] = value
-        matrix[:, :config.task_buckets] = text_matrix[text_row]
-        if config.score_cross:
-            buckets = config.task_buckets
-            matrix[:, buckets:2 * buckets] = matrix[:, :buckets] * matrix[:, config.score_column, None]
-        key_of_row = np.array(keys, dtype=np.int64)
-        reward = np.array(rewards, dtype=np.float64)
-        order = np.argsort(key_of_row, kind="stable")
-        unique, starts, row_counts = np.unique(key_of_row[order], return_index=True, return_counts=True)
-        size = config.size
-        gram, moment = np.empty((len(unique), size, size)), np.empty((len(unique), size))
-        weight, square = np.empty(len(unique)), np.empty(len(unique))
-        for slot, (start, rows) in enumerate(zip(starts.tolist(), row_counts.tolist())):
-            picked = order[start:start + rows]
-            block, block_weight = matrix[picked], row_weight[picked]
-            weighted = block * block_weight[:, None]
-            gram[slot] = weighted.T @ block
-            moment[slot] = weighted.T @ reward[picked]
-            weight[slot] = block_weight.sum()
-            square[slot] = block_weight @ np.square(reward[picked])
-        stats.keys, stats.gram, stats.moment = unique.astype(np.int64), gram, moment
-        stats.weight, stats.square = weight, square
-        stats.rows, stats.count = row_counts.astype(np.int64), count
-        return stats
-
-
-class _Columns:
-    """The per-trajectory values a build needs, column by column (cheaper than a row list each)."""
-
-    def __init__(self, config: LearnerConfig):
-        self.config = config
-        self.texts, self.keys, self.rewards, self.propensities = [], [], [], []
-        self.scores, self.bests, self.highers, self.offered, self.hints, self.overlaps = [], [], [], [], [], []
-        self.extras: list[list[float]] = []
-
-    def add(self, text, metadata, kind, name, score, payload, offered_scores, reward, propensity) -> None:
-        config = self.config
-        indices, value, tokens = task_features(text, metadata, config)
-        self.texts.append((indices, value))
-        self.keys.append(identity_key(kind, name, config.id_buckets))
-        self.rewards.append(reward)
-        self.propensities.append(propensity)
-        self.scores.append(score)
-        self.bests.append(max(offered_scores))
-        self.highers.append(sum(other > score for other in offered_scores))
-        self.offered.append(len(offered_scores))
-        self.hints.append(hint_of(payload) if payload else 0.0)
-        self.overlaps.append(overlap(tokens, name))
-        if config.metadata_features or config.payload_features:
-            self.extras.append([numeric(metadata, key) for key in config.metadata_features]
-                               + [numeric(payload, key) for key in config.payload_features])
+    def _build(self, columns: BatchColumns, factors: np.ndarray | None) -> LearnerStats:
+        keys, gram, moment, weight, square, rows = accumulate(columns, self.config, factors)
+        return LearnerStats(self.config, keys, gram, moment, weight, square, rows, len(columns.texts))
 
 
 __all__ = ["KIND_INDEX", "LearnerStats", "LearnerStatsBuilder", "decay_factors", "decayed_sum"]
