@@ -16,6 +16,10 @@ DEFAULT_MAX_WEIGHT = 50.0
 """Importance weights (target probability / logged propensity) are capped here; capped ones are counted."""
 _BOOTSTRAP_CHUNK_CELLS = 2_000_000
 """Resample indices drawn at once (resamples x sample size), bounding the bootstrap's memory."""
+_COUNTS_CACHE: dict[tuple[int, int, int], list[np.ndarray]] = {}
+_COUNTS_CACHE_SIZE = 4
+_COUNTS_CACHE_CELLS = 2_000_000
+"""Resample counts are kept for the last few samples of at most this many cells (resamples x sample size)."""
 
 
 @dataclass(frozen=True)
@@ -145,15 +149,38 @@ def _ratio_estimate(numerators: np.ndarray, denominators: np.ndarray, ess: float
         raise ValueError("no decisions to estimate from")
     point = _safe_ratio(numerators.sum(), denominators.sum())
     replicates = np.empty(resamples)
+    start = 0
+    for counts in _resample_counts(seed, count, resamples):
+        size = len(counts)
+        replicates[start:start + size] = _safe_ratio(counts @ numerators, counts @ denominators)
+        start += size
+    low, high = _percentile_interval(replicates, level)
+    return Estimate(float(point), low, high, ess, count, clipped, level, seed, replicates)
+
+
+def _resample_counts(seed: int, count: int, resamples: int):
+    """How often each item is drawn in each resample, in chunks of (resamples x count); kept for the last few
+    small (seed, count, resamples), since every estimator of one comparison draws the same resamples."""
+    key = (seed, count, resamples)
+    if key in _COUNTS_CACHE:
+        return _COUNTS_CACHE[key]
+    chunks = _draw_counts(seed, count, resamples)
+    if resamples * count > _COUNTS_CACHE_CELLS:
+        return chunks
+    if len(_COUNTS_CACHE) >= _COUNTS_CACHE_SIZE:
+        _COUNTS_CACHE.pop(next(iter(_COUNTS_CACHE)))
+    _COUNTS_CACHE[key] = list(chunks)
+    return _COUNTS_CACHE[key]
+
+
+def _draw_counts(seed: int, count: int, resamples: int):
     rng = np.random.default_rng(seed)
     chunk = max(1, _BOOTSTRAP_CHUNK_CELLS // count)
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
         indices = rng.integers(0, count, size=(size, count))
-        replicates[start:start + size] = _safe_ratio(numerators[indices].sum(axis=1),
-                                                     denominators[indices].sum(axis=1))
-    low, high = _percentile_interval(replicates, level)
-    return Estimate(float(point), low, high, ess, count, clipped, level, seed, replicates)
+        flat = (np.arange(size)[:, None] * count + indices).ravel()
+        yield np.bincount(flat, minlength=size * count).reshape(size, count).astype(np.float64)
 
 
 def _safe_ratio(numerator, denominator):
