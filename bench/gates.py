@@ -18,6 +18,7 @@ run in `--jobs` processes. Writes bench/results/gates.json and prints a summary.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -32,7 +33,8 @@ from memabra.demo.worlds import make_world
 from memabra.evaluation.benchmark import BenchmarkSuite, BenchmarkTask
 from memabra.evaluation.counterfactual import compare_routers
 from memabra.evaluation.evaluator import Evaluator
-from memabra.evaluation.evidence import benchmark_reward_delta, doubly_robust_interval, offpolicy_metrics
+from memabra.evaluation.evidence import (benchmark_reward_delta, doubly_robust_interval, offpolicy_guardrails,
+                                        offpolicy_metrics)
 from memabra.evaluation.gates import PromotionPolicy
 from memabra.evaluation.reward_model import CrossFittedRewardModel
 from memabra.learning.dataset import DatasetBuilder
@@ -90,8 +92,13 @@ class Evidence:
 
     def __init__(self, routers: dict, held_out, suites: dict, seed: int):
         self.routers, self.held_out, self.suites, self.seed = routers, held_out, suites, seed
-        self.runs = {(name, router): Evaluator(suite.executor).evaluate(routers[router], suite)
-                     for name, suite in suites.items() for router in routers}
+        expected_runs = {router: Evaluator(suites["benchmark_expected"].executor).evaluate(routers[router],
+                                                                                          suites["benchmark_expected"])
+                         for router in routers}
+        self.runs = {("benchmark_expected", router): run for router, run in expected_runs.items()}
+        self.runs.update({("benchmark_sampled", router): dataclasses.replace(run, expected_value=None)
+                          for router, run in expected_runs.items()})
+        """One run per router: the suites share their tasks and the world's outcomes are keyed on task and pick."""
         self.sections: dict = {}
         self.reward_model = CrossFittedRewardModel(held_out, seed=seed)
         """Fitted on the held-out traffic alone, so one model serves every pair of routers."""
@@ -122,7 +129,8 @@ class Evidence:
         metrics = offpolicy_metrics(section)
         evidence = UncertaintyEvidence(reward_delta=doubly_robust.delta.estimate, reward_delta_basis="doubly_robust",
                                        doubly_robust_delta=dr_interval,
-                                       effective_sample_size=doubly_robust.challenger.ess, source="offpolicy")
+                                       effective_sample_size=doubly_robust.challenger.ess, source="offpolicy",
+                                       **offpolicy_guardrails(section))
         decision = policy.evaluate(metrics[0], metrics[1], evidence)
         found["offpolicy"] = {"promoted": decision.accepted, "reward_delta": evidence.reward_delta}
         return found
