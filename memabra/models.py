@@ -244,6 +244,10 @@ class UncertaintyEvidence(Document):
     """How reward_delta was measured: expected (exact), sampled, or doubly_robust."""
     sampled_reward_delta: float | None = None
     """The benchmark's sampled reward gain, reported beside an exact one."""
+    error_rate_delta: DeltaInterval | None = None
+    """The challenger's error-rate increase on held-out traffic (SNIPS, paired), with its interval."""
+    latency_delta_ms: DeltaInterval | None = None
+    """The challenger's mean-latency increase on held-out traffic (SNIPS, paired), with its interval."""
 
 
 class OffPolicyEstimate(Document):

@@ -15,7 +15,8 @@ from memabra.errors import CycleCancelled, MemabraError
 from memabra.evaluation.benchmark import BenchmarkSuite
 from memabra.evaluation.counterfactual import compare_routers
 from memabra.evaluation.evaluator import Evaluation, Evaluator, Executor
-from memabra.evaluation.evidence import benchmark_reward_delta, doubly_robust_interval, offpolicy_metrics
+from memabra.evaluation.evidence import (benchmark_reward_delta, doubly_robust_interval, offpolicy_guardrails,
+                                        offpolicy_metrics)
 from memabra.evaluation.reward_model import CrossFittedRewardModel
 from memabra.learning.dataset import TrainingStats, dataset_builder
 from memabra.learning.routers import HeuristicRouter, ScoringRouter
@@ -248,7 +249,8 @@ class _Cycle:
                    {"benchmark_delta": None, "reward_delta": doubly_robust.delta.estimate if doubly_robust else None,
                     "reward_delta_basis": "doubly_robust", "sampled_reward_delta": None})
         self.evidence = UncertaintyEvidence(
-            **figures, doubly_robust_delta=dr_interval, source=self.request.evidence,
+            **figures, **offpolicy_guardrails(self.off_policy), doubly_robust_delta=dr_interval,
+            source=self.request.evidence,
             effective_sample_size=doubly_robust.challenger.ess if doubly_robust else 0.0,
             unavailable_reason=unavailable)
         self.emit("evaluate", total, total,

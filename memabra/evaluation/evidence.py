@@ -99,6 +99,19 @@ def offpolicy_metrics(section: OffPolicySection) -> tuple[BenchmarkMetrics, Benc
                  for side in ("baseline", "challenger"))
 
 
+def offpolicy_guardrails(section: OffPolicySection) -> dict[str, DeltaInterval]:
+    """The error-rate and latency increases on held-out traffic with their intervals, as UncertaintyEvidence's
+    `error_rate_delta` and `latency_delta_ms` (none when nothing could be estimated)."""
+    found = {}
+    for field_name, comparison in (("error_rate_delta", section.error_rate), ("latency_delta_ms", section.latency_ms)):
+        if comparison is not None:
+            delta = comparison.delta
+            found[field_name] = DeltaInterval(estimate=delta.estimate, low=delta.low, high=delta.high,
+                                              level=section.level,
+                                              source=f"SNIPS on {section.used_count} held-out trajectories")
+    return found
+
+
 def doubly_robust_interval(section: OffPolicySection, method: str) -> DeltaInterval | None:
     """The DR reward-gain interval the gates read: the anytime-valid one when asked for, else the bootstrap's."""
     used = section.used_count

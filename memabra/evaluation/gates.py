@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict
 
-from memabra.models import BenchmarkMetrics, GatePolicy, GateResult, PromotionDecision, UncertaintyEvidence
+from memabra.models import BenchmarkMetrics, DeltaInterval, GatePolicy, GateResult, PromotionDecision, UncertaintyEvidence
 
 
 class PromotionPolicy(GatePolicy):
@@ -24,10 +24,12 @@ class PromotionPolicy(GatePolicy):
                         else challenger.avg_reward - baseline.avg_reward)
         gates = [
             GateResult.check("reward_delta", reward_delta, ">=", self.min_reward_delta, "min_reward_delta"),
-            GateResult.check("error_rate_delta", challenger.error_rate - baseline.error_rate, "<=",
-                             self.max_error_rate_increase, "max_error_rate_increase"),
-            GateResult.check("latency_delta_ms", challenger.avg_latency_ms - baseline.avg_latency_ms, "<=",
-                             self.max_latency_increase_ms, "max_latency_increase_ms"),
+            self._guardrail_gate("error_rate_delta", challenger.error_rate - baseline.error_rate,
+                                 evidence, "error_rate_delta", self.max_error_rate_increase,
+                                 "max_error_rate_increase"),
+            self._guardrail_gate("latency_delta_ms", challenger.avg_latency_ms - baseline.avg_latency_ms,
+                                 evidence, "latency_delta_ms", self.max_latency_increase_ms,
+                                 "max_latency_increase_ms"),
             GateResult.check("task_count", challenger.task_count, ">=", self.required_task_count,
                              "required_task_count"),
         ]
@@ -48,6 +50,22 @@ class PromotionPolicy(GatePolicy):
             gates=gates,
             reasons=[gate.reason for gate in gates if not gate.passed],
         )
+
+    def _guardrail_gate(self, gate_name: str, increase: float, evidence: UncertaintyEvidence, interval_field: str,
+                        allowed: float, threshold_name: str) -> GateResult:
+        """An increase that may be at most `allowed`. Point estimates decide, except that a policy deciding on point
+        estimates (reward_delta_bound off) reads an off-policy increase's interval: it fails only when the interval's
+        low end is above `allowed`, since a few effective samples make the point estimate mostly noise."""
+        interval: DeltaInterval | None = getattr(evidence, interval_field)
+        if interval is None or evidence.source != "offpolicy" or self.reward_delta_bound != "off":
+            return GateResult.check(gate_name, increase, "<=", allowed, threshold_name)
+        gate = GateResult.check(gate_name, interval.low, "<=", allowed, threshold_name)
+        if not gate.passed:
+            gate.explanation = (
+                f"{gate_name} is clearly above {threshold_name} {allowed:g}: estimated {interval.estimate:+.4g}, "
+                f"and even the low end of its {interval.level:.0%} interval ({interval.source}) is "
+                f"{interval.low:+.4g}")
+        return gate
 
     def _reward_delta_bound_gate(self, evidence: UncertaintyEvidence) -> GateResult:
         source = self.reward_delta_bound

@@ -6,7 +6,10 @@ on the seed and the sample size, which pairs two routers' estimates on the same 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import lru_cache
+from statistics import NormalDist
 
 import numpy as np
 
@@ -16,6 +19,10 @@ DEFAULT_MAX_WEIGHT = 50.0
 """Importance weights (target probability / logged propensity) are capped here; capped ones are counted."""
 _BOOTSTRAP_CHUNK_CELLS = 2_000_000
 """Resample indices drawn at once (resamples x sample size), bounding the bootstrap's memory."""
+_COUNTS_CACHE: dict[tuple[int, int, int], list[np.ndarray]] = {}
+_COUNTS_CACHE_SIZE = 4
+_COUNTS_CACHE_CELLS = 2_000_000
+"""Resample counts are kept for the last few samples of at most this many cells (resamples x sample size)."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +135,10 @@ def delta(baseline: Estimate, challenger: Estimate) -> Estimate:
             challenger.count, challenger.seed, challenger.level, len(challenger.replicates)):
         raise ValueError("a paired delta needs two estimates over the same log with the same seed, level, resamples")
     replicates = challenger.replicates - baseline.replicates
-    low, high = _percentile_interval(replicates, challenger.level)
-    return Estimate(challenger.estimate - baseline.estimate, low, high, min(baseline.ess, challenger.ess),
+    estimate, ess = challenger.estimate - baseline.estimate, min(baseline.ess, challenger.ess)
+    low, high = _widened(estimate, *_percentile_interval(replicates, challenger.level), ess, challenger.count,
+                         challenger.level)
+    return Estimate(estimate, low, high, ess,
                     challenger.count, baseline.clipped_count + challenger.clipped_count, challenger.level,
                     challenger.seed, replicates)
 
@@ -145,15 +154,38 @@ def _ratio_estimate(numerators: np.ndarray, denominators: np.ndarray, ess: float
         raise ValueError("no decisions to estimate from")
     point = _safe_ratio(numerators.sum(), denominators.sum())
     replicates = np.empty(resamples)
+    start = 0
+    for counts in _resample_counts(seed, count, resamples):
+        size = len(counts)
+        replicates[start:start + size] = _safe_ratio(counts @ numerators, counts @ denominators)
+        start += size
+    low, high = _widened(float(point), *_percentile_interval(replicates, level), ess, count, level)
+    return Estimate(float(point), low, high, ess, count, clipped, level, seed, replicates)
+
+
+def _resample_counts(seed: int, count: int, resamples: int):
+    """How often each item is drawn in each resample, in chunks of (resamples x count); kept for the last few
+    small (seed, count, resamples), since every estimator of one comparison draws the same resamples."""
+    key = (seed, count, resamples)
+    if key in _COUNTS_CACHE:
+        return _COUNTS_CACHE[key]
+    chunks = _draw_counts(seed, count, resamples)
+    if resamples * count > _COUNTS_CACHE_CELLS:
+        return chunks
+    if len(_COUNTS_CACHE) >= _COUNTS_CACHE_SIZE:
+        _COUNTS_CACHE.pop(next(iter(_COUNTS_CACHE)))
+    _COUNTS_CACHE[key] = list(chunks)
+    return _COUNTS_CACHE[key]
+
+
+def _draw_counts(seed: int, count: int, resamples: int):
     rng = np.random.default_rng(seed)
     chunk = max(1, _BOOTSTRAP_CHUNK_CELLS // count)
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
         indices = rng.integers(0, count, size=(size, count))
-        replicates[start:start + size] = _safe_ratio(numerators[indices].sum(axis=1),
-                                                     denominators[indices].sum(axis=1))
-    low, high = _percentile_interval(replicates, level)
-    return Estimate(float(point), low, high, ess, count, clipped, level, seed, replicates)
+        flat = (np.arange(size)[:, None] * count + indices).ravel()
+        yield np.bincount(flat, minlength=size * count).reshape(size, count).astype(np.float64)
 
 
 def _safe_ratio(numerator, denominator):
@@ -161,6 +193,47 @@ def _safe_ratio(numerator, denominator):
     denominator = np.asarray(denominator, dtype=np.float64)
     nonzero = denominator != 0
     return np.divide(numerator, np.where(nonzero, denominator, 1.0)) * nonzero
+
+
+def _widened(estimate: float, low: float, high: float, ess: float, count: int, level: float) -> tuple[float, float]:
+    """The percentile interval stretched about the estimate by Student's t with ESS - 1 degrees of freedom over the
+    normal quantile (and sqrt(n / (n - 1))): an importance-weighted mean's spread is learnt from about ESS
+    decisions, and from a few large weights the bootstrap underestimates it."""
+    if count < 2:
+        return low, high
+    tail = 1.0 - (1.0 - level) / 2.0
+    factor = (student_t_quantile(tail, max(ess - 1.0, 1.0)) / NormalDist().inv_cdf(tail)
+              * math.sqrt(count / (count - 1.0)))
+    return estimate - (estimate - low) * factor, estimate + (high - estimate) * factor
+
+
+@lru_cache(maxsize=1024)
+def _t_quantile(probability: float, degrees: float) -> float:
+    grid = np.linspace(0.0, 1.0, 4001)
+    log_norm = (math.lgamma((degrees + 1.0) / 2.0) - math.lgamma(degrees / 2.0)
+                - 0.5 * math.log(degrees * math.pi))
+    low, high = 0.0, 1.0
+    while _t_cdf(high, degrees, grid, log_norm) < probability:
+        low, high = high, high * 2.0
+    for _ in range(60):
+        middle = (low + high) / 2.0
+        low, high = (middle, high) if _t_cdf(middle, degrees, grid, log_norm) < probability else (low, middle)
+    return (low + high) / 2.0
+
+
+def _t_cdf(value: float, degrees: float, grid: np.ndarray, log_norm: float) -> float:
+    points = grid * value
+    density = np.exp(log_norm - (degrees + 1.0) / 2.0 * np.log1p(points * points / degrees))
+    return 0.5 + float(np.trapezoid(density, points))
+
+
+def student_t_quantile(probability: float, degrees: float) -> float:
+    """Student's t quantile for probability in [0.5, 1) and any positive degrees of freedom (numerically)."""
+    if not 0.5 <= probability < 1.0 or not degrees > 0:
+        raise ValueError("student_t_quantile needs 0.5 <= probability < 1 and positive degrees of freedom")
+    if degrees > 1e4:
+        return NormalDist().inv_cdf(probability)
+    return _t_quantile(round(probability, 12), round(float(degrees), 2))
 
 
 def _percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, float]:

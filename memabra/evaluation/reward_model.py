@@ -38,6 +38,7 @@ class CrossFittedRewardModel:
         self.reward_range = (min(rewards), max(rewards)) if rewards else (0.0, 1.0)
         self._models: dict[int, object] = {}
         self._fitted_count = 0
+        self._predicted: dict[tuple, np.ndarray] = {}
 
     def describe(self) -> str:
         """The model in words, as reports name it."""
@@ -56,7 +57,13 @@ class CrossFittedRewardModel:
 
     def predictions(self, trajectories: list[Trajectory], width: int) -> np.ndarray:
         """Predicted reward of every offered candidate, one row per trajectory, padded with 0, clipped to the
-        observed reward range."""
+        observed reward range (kept: comparing several routers on one log predicts it once)."""
+        key = (tuple(trajectory.trajectory_id for trajectory in trajectories), width)
+        if key not in self._predicted:
+            self._predicted = {key: self._predict(trajectories, width)}
+        return self._predicted[key].copy()
+
+    def _predict(self, trajectories: list[Trajectory], width: int) -> np.ndarray:
         matrix = np.zeros((len(trajectories), width))
         low, high = self.reward_range
         for row, trajectory in enumerate(trajectories):
