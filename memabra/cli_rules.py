@@ -39,10 +39,11 @@ FLAG_ACTIONS: dict[str, set[str]] = {
 """Flags that only some actions use; a flag given to any other action is refused (exit 2) rather than ignored."""
 
 GROUP_ACTIONS: dict[str, set[str]] = {
-    "cycle": {"cycle", "watch"}, "gates": {"cycle", "watch"}, "benchmark": {"cycle", "watch"},
-    "exploration": {"cycle", "watch", "demo_trajectories"},
+    "cycle": {"cycle", "watch", "status"}, "gates": {"cycle", "watch", "status"},
+    "benchmark": {"cycle", "watch", "status"}, "exploration": {"cycle", "watch", "status", "demo_trajectories"},
 }
-"""Settings by group: the actions that read them (the store and learning groups apply to every action)."""
+"""Settings by group: the actions that read them (the store and learning groups apply to every action; `--status`
+reports every setting's effective value and source, so every setting applies to it)."""
 
 PREVIOUS = "previous"
 """`--rollback previous`: the version the active one replaced."""

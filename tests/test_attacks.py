@@ -99,8 +99,9 @@ def test_4_a_planted_lock_link_never_truncates_the_outside_file(history_store, t
 def test_5_user_named_paths_holding_other_files_are_refused(history_store, tmp_path, flag):
     foreign = tmp_path / "package.json"
     foreign.write_text('{"name": "app", "version": "1.0.0"}')
-    args = ["--rebuild-case-index", "--list-versions"] if flag == "--case-index" else ["--dry-run"]
-    code, printed, stderr = run_main("--base-dir", history_store, flag, foreign, *args, "--min-new-trajectories", "0")
+    args = (["--rebuild-case-index", "--list-versions"] if flag == "--case-index"
+            else ["--dry-run", "--min-new-trajectories", "0"])
+    code, printed, stderr = run_main("--base-dir", history_store, flag, foreign, *args)
     assert code == 2 and printed == "" and "not memabra's" in stderr and flag in stderr
     assert foreign.read_text() == '{"name": "app", "version": "1.0.0"}'
 

@@ -88,6 +88,7 @@ def test_honest_traffic_is_never_regressed_at_any_check(tmp_path):
 
 
 def test_idle_without_a_version_or_a_prior_and_watching_on_little_traffic(tmp_path):
+    (tmp_path / "empty").mkdir()
     code, found = guard_check(tmp_path / "empty")
     assert code == 0 and found["verdict"] == "idle" and "nothing to watch" in found["reason"]
     alone = promoted_store(tmp_path / "alone", anti_heuristic(), HeuristicRouter(), with_prior=False)

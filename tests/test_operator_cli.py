@@ -52,9 +52,9 @@ def test_dry_run_with_an_action_that_is_not_a_cycle_is_refused_and_changes_nothi
 
 
 def test_flags_for_other_actions_are_named(history_store):
-    code, _, stderr = run_main("--base-dir", history_store, "--status", "--min-reward-delta", "0.1", "--strict")
+    code, _, stderr = run_main("--base-dir", history_store, "--list-versions", "--min-reward-delta", "0.1", "--strict")
     assert code == 2
-    assert "--strict, --min-reward-delta do not apply to --status" in error_line(stderr)
+    assert "--strict, --min-reward-delta do not apply to --list-versions" in error_line(stderr)
     code, _, stderr = run_main("--base-dir", history_store, "--list-versions", "--repair")
     assert code == 2 and "--repair does not apply to --list-versions" in stderr
 

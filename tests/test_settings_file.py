@@ -58,7 +58,7 @@ def test_status_shows_each_value_and_where_it_came_from(tmp_path, monkeypatch):
     assert settings["required_task_count"] == {"value": 40, "source": "environment"}
     assert settings["max_error_rate_increase"] == {"value": 0.3, "source": "flag"}
     assert settings["seed"] == {"value": 7, "source": "default"}
-    assert list(settings)[:3] == ["base_dir", "min_new_trajectories", "holdout_share"]
+    assert list(settings)[:3] == ["base_dir", "min_new_trajectories", "dry_run"]
 
 
 @pytest.mark.parametrize("text, named, allowed", [
@@ -67,7 +67,7 @@ def test_status_shows_each_value_and_where_it_came_from(tmp_path, monkeypatch):
     ("holdout_share = 1.5\n", "holdout_share", "a number >= 0.0 and < 1.0"),
     ("min_new_trajectories = '50'\n", "min_new_trajectories", "a whole number >= 0"),
     ("exploration = 'wild'\n", "exploration", '"epsilon_greedy", "softmax", "greedy"'),
-    ("holdout = 0.1\n", "holdout", "allowed keys: min_new_trajectories, holdout_share"),
+    ("holdout = 0.1\n", "holdout", "allowed keys: min_new_trajectories, dry_run, holdout_share"),
     ("[gates]\nmin_reward = 0.1\n", "[gates] min_reward", "allowed keys in [gates]: min_reward_delta"),
     ("[gates\n", "not valid TOML", "docs/settings.md"),
 ])
