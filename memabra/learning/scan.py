@@ -58,9 +58,10 @@ class ArtifactIndex:
         met = SortedIdHashes()
         unseen: list[str] = []
         seen_segments = frozenset(seen_segments)
+        held, held_newer = 0, 0  # the oldest file whose statistics may still count; training trajectories after it
         with engine.start(store.base_dir, builder, uncached) as jobs:
             for done, item in enumerate(files, start=1):
-                summary = covered[done - 1] if done <= len(covered) else cached.get(item.key)
+                summary = covered[done - 1] if done <= len(covered) else cached.pop(item.key, None)
                 if summary is None and item.sealed:
                     summary = jobs.result(item)
                 if summary is None:
@@ -78,6 +79,13 @@ class ArtifactIndex:
                         hashes = id_hashes(summary.ids)
                     met.add(hashes)
                     summaries.append(summary)
+                    if held < len(summaries) - 1:
+                        held_newer += summary.training_count
+                    while held < len(summaries) - 1 and (decay_factor(held_newer, builder.half_life)
+                                                         < NEGLIGIBLE_WEIGHT):
+                        summaries[held].stats = None  # too old to count now, so at the end too: freed
+                        held += 1
+                        held_newer -= summaries[held].training_count
                     if item.key not in seen_segments:
                         unseen.extend(tid for tid in summary.training_ids if tid not in seen_ids)
                 if on_file:
