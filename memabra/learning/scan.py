@@ -107,7 +107,7 @@ class ArtifactIndex:
         if total is not previous:
             totals.save(total) if total is not None else totals.discard()
         for summary in summaries[:total.watermark if total is not None else 0]:
-            summary.stats = None  # held by the total now: a cold scan's ~1 MB a segment is freed here
+            summary.stats = None  # the total holds them now
         return cls(store, builder.config, summaries, unseen, seen_segments, total)
 
     @property
