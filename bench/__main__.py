@@ -89,10 +89,20 @@ def reset_store(base: Path, keep_cache: bool = False) -> None:
             path.unlink()
 
 
-def prepare_incremental(base: Path) -> None:
-    """All but the newest segments seen and cached; the newest ones new and not cached."""
+def prepare_incremental(base: Path, source: Path = ROOT) -> None:
+    """As after a cycle that saw all but the newest segments: those seen, cached and (where the code keeps one) in
+    the running total; the newest ones new and not cached."""
     reset_store(base, keep_cache=True)
     keys = segment_keys(base)
+    folder, aside = base / "trajectories", WORK / "aside"
+    aside.mkdir(parents=True, exist_ok=True)
+    for key in keys[-NEW_SEGMENTS:]:
+        os.replace(folder / f"{key}.json", aside / f"{key}.json")
+    try:
+        probe("scan", base, source=source)  # the earlier cycle's scan, over the segments it saw
+    finally:
+        for key in keys[-NEW_SEGMENTS:]:
+            os.replace(aside / f"{key}.json", folder / f"{key}.json")
     seen = {"trajectory_ids": [], "segments": keys[:-NEW_SEGMENTS], "updated_at": None}
     (base / "seen-trajectories.json").write_text(json.dumps(seen))
     for key in keys[-NEW_SEGMENTS:]:
@@ -107,7 +117,7 @@ def measure_cycle(base: Path, runs: int, incremental: bool, source: Path = ROOT)
         probe("cycle", base, 0, source=source)  # fills the cache of every segment
 
     def once():
-        prepare_incremental(base) if incremental else reset_store(base)
+        prepare_incremental(base, source) if incremental else reset_store(base)
         result, wall, peak = probe("cycle", base, 0, source=source)
         return {"seconds": wall, "cpu_seconds": result["cpu_seconds"], "peak_mb": peak, "stages": result["stages"],
                 "training": result["training"], "new": result["new"]}

@@ -1,6 +1,7 @@
 """Scan engines side by side (`python -m bench.engines [--size N] [--runs N]`, part of `make bench`): a first cycle
 at SIZE stored trajectories with the local engine, the process pool and a local Dask cluster of two workers; a
-cycle with 10,000 new at that size; and what the ids met by a scan cost in memory. Writes bench/results/engines.md
+cycle with 10,000 new at that size and at each of `--also` smaller sizes (how time and memory grow); and what the
+ids met by a scan cost in memory. Writes bench/results/engines.md
 and engines.json. No test asserts on these numbers."""
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from bench.__main__ import RESULTS, ROOT, WORK, demo_store, measure_cycle, reset
 
 ENGINES = ("local", "process", "dask")
 SAMPLE_SECONDS = 0.1
+INCREMENTAL_RUNS = 3
+"""Cycles with 10,000 new are quick: always the median of at least three."""
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -96,10 +99,15 @@ def markdown(results: dict) -> str:
         measured = results["first_cycle"][engine]
         lines.append(f"| {engine} | {measured['seconds']:.2f} | {measured['scan_seconds']:.2f} | "
                      f"{measured['peak_tree_mb']:.0f} | {measured['training']:,} |")
-    incremental = results["incremental"]
     ids = results["id_memory"]
-    lines += ["", f"10,000 new of {size:,} stored (local engine): {incremental['seconds']:.2f} s, "
-              f"peak {incremental['peak_mb']:.0f} MB.", "",
+    lines += ["", "A cycle with 10,000 new (2 segments) after a cycle that saw the rest (their summaries cached, "
+              "their statistics in the running total), local engine, median of "
+              f"{max(results['runs'], INCREMENTAL_RUNS)}:", "", "| stored | wall s | CPU s | scan stage s | peak MB |",
+              "|---|---|---|---|---|"]
+    for stored, incremental in sorted(results["incremental"].items(), key=lambda item: int(item[0])):
+        lines.append(f"| {int(stored):,} | {incremental['seconds']:.2f} | {incremental['cpu_seconds']:.2f} | "
+                     f"{incremental['stages']['load']:.2f} | {incremental['peak_mb']:.0f} |")
+    lines += ["",
               f"Ids met by a scan, {ids['ids']:,} ids: a Python set {ids['set_bytes_per_id']:.0f} bytes an id, "
               f"sorted hashes {ids['hashes_bytes_per_id']:.0f} bytes an id.", ""]
     return "\n".join(lines)
@@ -107,8 +115,10 @@ def markdown(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.engines", description=__doc__)
-    parser.add_argument("--size", type=int, default=200_000, help="stored trajectories (default 200,000)")
+    parser.add_argument("--size", type=int, default=1_000_000, help="stored trajectories (default 1,000,000)")
     parser.add_argument("--runs", type=int, default=1, help="first cycles per engine (median kept; default 1)")
+    parser.add_argument("--also", type=int, nargs="*", default=[100_000], help="smaller stored sizes to measure a cycle "
+                                                                        "with 10,000 new at too (default 100,000)")
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -122,7 +132,10 @@ def main(argv=None) -> int:
     trained = {measured["training"] for measured in results["first_cycle"].values()}
     if len(trained) != 1:
         raise RuntimeError(f"engines trained on different counts: {results['first_cycle']}")
-    results["incremental"] = measure_cycle(base, args.runs, incremental=True)
+    runs = max(args.runs, INCREMENTAL_RUNS)
+    results["incremental"] = {str(args.size): measure_cycle(base, runs, incremental=True)}
+    for size in args.also:
+        results["incremental"][str(size)] = measure_cycle(demo_store(size), runs, incremental=True)
     results["id_memory"] = id_memory(1_000_000)
     results["load_average"] = " / ".join(f"{value:.1f}" for value in os.getloadavg())
     reset_store(base, keep_cache=True)

@@ -191,6 +191,19 @@ def train(base_dir: str, export: str = "") -> dict:
             "policy_value": evaluation.expected_value, "oracle_value": suite.oracle_value()}
 
 
+def scan(base_dir: str) -> dict:
+    """One scan as a cycle's (the store's settings, the local engine): caches every sealed segment's summary and,
+    where the code has one, the running total."""
+    from memabra.api import resolve_settings
+    from memabra.learning.dataset import dataset_builder
+    from memabra.learning.engines import ScanEngine
+    from memabra.learning.scan import ArtifactIndex
+
+    index = ArtifactIndex.scan(Path(base_dir), set(), builder=dataset_builder(resolve_settings(base_dir=base_dir)),
+                               engine=ScanEngine("local"))
+    return {"training": index.training_count, "seconds": time.perf_counter() - STARTED}
+
+
 def demo(base_dir: str, count: str) -> dict:
     """Generate demo trajectories into a fresh store through the CLI's own code path."""
     from memabra.cli import main

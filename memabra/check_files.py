@@ -66,13 +66,20 @@ def check_names(check, folder: Path, what: str) -> None:
 
 
 def check_cache(check) -> None:
-    """Report cached segment summaries that fail their digest or no longer match their segment; repair deletes
-    them (derived data, rebuilt by the next cycle)."""
+    """Report cached segment summaries (and the running total) that fail their digest, and sealed segments whose
+    content no longer matches the hash recorded when they were summarised though their size and modification time
+    do (changed in place); repair deletes the cache files (derived data, rebuilt by the next cycle)."""
+    from memabra.learning.running_total import TOTAL_FILE, TOTAL_FORMAT
     from memabra.learning.summaries import CACHE_FORMAT, summary_digest
 
     folder = check.layout.cache_dir / "segments"
     if outside_folder(check.base_dir, folder) is not None:
         return
+    total = check.layout.cache_dir / TOTAL_FILE
+    if total.exists():
+        check.checked["cache_files"] = check.checked.get("cache_files", 0) + 1
+        _report_cache(check, total, _cache_problem(total, TOTAL_FORMAT, summary_digest, lambda meta: meta),
+                      "running total of segment statistics")
     try:
         names = sorted(os.listdir(folder))
     except OSError:
@@ -82,20 +89,35 @@ def check_cache(check) -> None:
             continue
         path = folder / name
         check.checked["cache_files"] = check.checked.get("cache_files", 0) + 1
-        problem = _cache_problem(path, CACHE_FORMAT, summary_digest)
+        problem = _cache_problem(path, CACHE_FORMAT, summary_digest, lambda meta: meta.get("file", {}))
+        _report_cache(check, path, problem, "cached segment summary")
         if problem is None:
-            continue
-        if check.repair:
-            path.unlink(missing_ok=True)
-            check.report(path, f"cached segment summary {problem}", "deleted it (derived data; the next cycle "
-                                                                   "rebuilds it from the segment)", repaired=True)
-        else:
-            check.report(path, f"cached segment summary {problem}", "run --check --repair to delete it (cycles "
-                                                                   "ignore it and rebuild it from the segment)")
+            segment = check.layout.trajectories_dir / f"{name[:-len('.npz')]}.json"
+            if _changed_in_place(path, segment):
+                fix = ("restore the segment from a backup if the change is not yours; run --check --repair to delete "
+                       "its cached summary (the next cycle summarises the segment as it is now)")
+                if check.repair:
+                    path.unlink(missing_ok=True)
+                    fix = "deleted its cached summary (the next cycle summarises the segment as it is now)"
+                check.report(segment, "sealed segment changed in place: its content no longer matches the hash "
+                                      "recorded when it was summarised, yet its size and modification time do",
+                             fix, repaired=check.repair)
 
 
-def _cache_problem(path: Path, cache_format: int, summary_digest) -> str | None:
-    """What is wrong with one cached summary: unreadable, of an older format, or altered since it was written."""
+def _report_cache(check, path: Path, problem: str | None, what: str) -> None:
+    if problem is None:
+        return
+    if check.repair:
+        path.unlink(missing_ok=True)
+        check.report(path, f"{what} {problem}", "deleted it (derived data; the next cycle rebuilds it from the "
+                                                "segments)", repaired=True)
+    else:
+        check.report(path, f"{what} {problem}", "run --check --repair to delete it (cycles ignore it and rebuild "
+                                                "it from the segments)")
+
+
+def _cache_problem(path: Path, cache_format: int, summary_digest, format_of) -> str | None:
+    """What is wrong with one cache file: unreadable, of an older format, or altered since it was written."""
     import io
 
     try:
@@ -104,8 +126,27 @@ def _cache_problem(path: Path, cache_format: int, summary_digest) -> str | None:
             digest = summary_digest(meta, arrays)
     except Exception as exc:  # noqa: BLE001 - whatever fails, the file is not a usable cache
         return f"is unreadable ({type(exc).__name__})"
-    if meta.get("file", {}).get("format") != cache_format:
+    if format_of(meta).get("format") != cache_format:
         return "is of an older format"
     if meta.get("digest") != digest:
         return "fails its digest (altered after it was written)"
     return None  # stale (its segment changed or went) is normal: cycles skip it and rebuild it
+
+
+def _changed_in_place(cache_path: Path, segment: Path) -> bool:
+    """Whether a segment still has the size and modification time its cached summary recorded but other content."""
+    import hashlib
+    import io
+
+    try:
+        with np.load(io.BytesIO(read_store_bytes(cache_path) or b""), allow_pickle=False) as arrays:
+            meta = orjson.loads(arrays["meta"].tobytes())
+        info = os.lstat(segment)
+        recorded = meta["file"]
+        if not stat.S_ISREG(info.st_mode) or (info.st_size, info.st_mtime_ns) != (recorded["size"],
+                                                                                  recorded["mtime_ns"]):
+            return False
+        content = read_store_bytes(segment)
+    except Exception:  # noqa: BLE001 - a segment or summary that cannot be read is reported by the other checks
+        return False
+    return content is not None and hashlib.sha256(content).hexdigest() != meta.get("sha256")

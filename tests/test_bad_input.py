@@ -78,7 +78,7 @@ def test_full_disk_in_the_middle_of_an_append_leaves_no_torn_line(tmp_path, inje
     assert [t.trajectory_id for t in trajectories] == ids and invalid == []
 
 
-@pytest.mark.parametrize("step", [5, 14])  # writing the version, the promotion (after it: tests/test_attacks.py)
+@pytest.mark.parametrize("step", [8, 17])  # writing the version, the promotion (after it: tests/test_attacks.py)
 def test_full_disk_during_a_cycle_is_one_line_and_changes_nothing_half(small_store, step):
     failed = run_cli("--base-dir", small_store, "--min-new-trajectories", "1", fault=f"enospc@{step}")
     assert failed.returncode == 1

@@ -10,6 +10,7 @@ from memabra.learning.dataset import DatasetBuilder, TrainingStats, decay_factor
 from memabra.learning.pair_features import LearnerConfig
 from memabra.learning.engines import ScanEngine
 from memabra.learning.id_hashes import SortedIdHashes, earlier_duplicates, id_hashes
+from memabra.learning.running_total import NEGLIGIBLE_WEIGHT, RunningTotal, RunningTotalCache, advance
 from memabra.learning.summaries import SummaryCache, summarise_file
 from memabra.models import Trajectory
 from memabra.storage.store import Store
@@ -20,15 +21,19 @@ from memabra.storage.trajectories import UNREADABLE_FILE, InvalidTrajectory, gc_
 class ArtifactIndex:
     """What the store holds for training: one summary per trajectory file, refused documents, and what is unseen.
 
-    Sealed segments are summarised once and cached, so a scan costs what is new, not what is stored.
+    Sealed segments are summarised once and cached, so a scan costs what is new, not what is stored; the oldest
+    segments' statistics come from one running total, so their summaries' statistics are not even read.
     """
 
     store: Store
     config: LearnerConfig
     summaries: list = field(default_factory=list)
-    """One `FileSummary` per file, oldest first; an id stored twice counts in its first file only."""
+    """One `FileSummary` per file, oldest first; an id stored twice counts in its first file only. The files the
+    running total covers have ids only (their `stats` is None)."""
     unseen_ids: list[str] = field(default_factory=list)
     seen_segments: frozenset[str] = frozenset()
+    total: RunningTotal | None = None
+    """The running total of the oldest `total.watermark` files' statistics, when there is one."""
 
     @classmethod
     def scan(cls, store: Store | Path, seen_ids: set[str], on_file=None, seen_segments=frozenset(),
@@ -43,16 +48,20 @@ class ArtifactIndex:
         store = Store.of(store)
         trajectories = store.trajectories
         cache = SummaryCache(store.layout, builder)
+        totals = RunningTotalCache(store.layout, builder)
         files = trajectories.files()
-        cached = {item.key: cache.load(item) for item in files if item.sealed}
-        uncached = [item for item in files if item.sealed and cached[item.key] is None]
+        previous, covered = _covering_total(totals.load(), files, cache)
+        cached = {item.key: cache.load(item) for item in files[len(covered):] if item.sealed}
+        uncached = [item for item in files[len(covered):] if item.sealed and cached[item.key] is None]
         summaries = []
+        skipped: dict[int, set[str]] = {}
         met = SortedIdHashes()
         unseen: list[str] = []
         seen_segments = frozenset(seen_segments)
+        held, held_newer = 0, 0  # the oldest file whose statistics may still count; training trajectories after it
         with engine.start(store.base_dir, builder, uncached) as jobs:
             for done, item in enumerate(files, start=1):
-                summary = cached.get(item.key)
+                summary = covered[done - 1] if done <= len(covered) else cached.pop(item.key, None)
                 if summary is None and item.sealed:
                     summary = jobs.result(item)
                 if summary is None:
@@ -64,15 +73,42 @@ class ArtifactIndex:
                     hashes = id_hashes(summary.ids)
                     duplicates = earlier_duplicates(summary.ids, hashes, met, (s.ids for s in summaries))
                     if duplicates:
-                        summary = summarise_file(trajectories, item, builder, skip_ids=duplicates)
+                        skipped[done - 1] = duplicates
+                        summary = (summary.without(duplicates) if summary.stats is None
+                                   else summarise_file(trajectories, item, builder, skip_ids=duplicates))
                         hashes = id_hashes(summary.ids)
                     met.add(hashes)
                     summaries.append(summary)
+                    if held < len(summaries) - 1:
+                        held_newer += summary.training_count
+                    while held < len(summaries) - 1 and (decay_factor(held_newer, builder.half_life)
+                                                         < NEGLIGIBLE_WEIGHT):
+                        summaries[held].stats = None  # too old to count now, so at the end too: freed
+                        held += 1
+                        held_newer -= summaries[held].training_count
                     if item.key not in seen_segments:
                         unseen.extend(tid for tid in summary.training_ids if tid not in seen_ids)
                 if on_file:
                     on_file(done, len(files))
-        return cls(store, builder.config, summaries, unseen, seen_segments)
+
+        def full_stats(position: int):
+            if summaries[position].stats is not None:
+                return summaries[position].stats
+            item = files[position]
+            if position in skipped:
+                return summarise_file(trajectories, item, builder, skip_ids=skipped[position]).stats
+            summary = cache.load(item)
+            if summary is None:
+                summary = summarise_file(trajectories, item, builder)
+                cache.save(item, summary)
+            return summary.stats
+
+        total = advance(previous, summaries, files, builder, full_stats)
+        if total is not previous:
+            totals.save(total) if total is not None else totals.discard()
+        for summary in summaries[:total.watermark if total is not None else 0]:
+            summary.stats = None  # the total holds them now
+        return cls(store, builder.config, summaries, unseen, seen_segments, total)
 
     @property
     def files(self) -> list[str]:
@@ -84,7 +120,7 @@ class ArtifactIndex:
 
     @property
     def training_count(self) -> int:
-        return sum(summary.stats.count for summary in self.summaries)
+        return sum(summary.training_count for summary in self.summaries)
 
     @property
     def benchmark_count(self) -> int:
@@ -93,20 +129,28 @@ class ArtifactIndex:
     @property
     def seen_training_count(self) -> int:
         """Training trajectories in segments recorded as wholly seen (their ids are not listed one by one)."""
-        return sum(summary.stats.count for summary in self.summaries if summary.key in self.seen_segments)
+        return sum(summary.training_count for summary in self.summaries if summary.key in self.seen_segments)
 
     def training_stats(self, on_file=None) -> TrainingStats:
         """Statistics of every stored training trajectory: the files' statistics, each decayed by the training
-        trajectories in newer files (a file too old to count any more is left out)."""
+        trajectories in newer files (a file too old to count any more is left out), the running total's files
+        through the total scaled once."""
         stats = TrainingStats.zeros(self.config)
+        watermark = self.total.watermark if self.total is not None else 0
+        newer_files = self.summaries[watermark:]
         newer = 0
-        for done, summary in enumerate(reversed(self.summaries), start=1):
+        for done, summary in enumerate(reversed(newer_files), start=1):
             factor = decay_factor(newer, self.config.half_life)
             if factor >= NEGLIGIBLE_WEIGHT:
                 stats.add(summary.stats if factor == 1.0 else summary.stats.scaled(factor))
-            newer += summary.stats.count
+            newer += summary.training_count
             if on_file:
-                on_file(done, len(self.summaries))
+                on_file(done, len(newer_files) + 1)
+        if self.total is not None and self.total.start < watermark:  # else every file it covers is too old to count
+            factor = decay_factor(newer, self.config.half_life)
+            stats.add(self.total.stats if factor == 1.0 else self.total.stats.scaled(factor))
+        if on_file:
+            on_file(len(newer_files) + 1, len(newer_files) + 1)
         stats.count = self.training_count
         return stats
 
@@ -164,5 +208,12 @@ class ArtifactIndex:
         return found[len(found) - count:] if count > 0 else []
 
 
-NEGLIGIBLE_WEIGHT = 1e-9
-"""A file whose decay factor is below this adds nothing a float can hold next to the newer files: skipped."""
+def _covering_total(total: RunningTotal | None, files, cache: SummaryCache) -> tuple[RunningTotal | None, list]:
+    """The saved running total when the store's oldest files are still the segments it covers, with their ids-only
+    summaries; else no total and no summaries."""
+    if total is None or not total.covers(files):
+        return None, []
+    covered = [cache.load_ids_summary(item) for item in files[:total.watermark]]
+    if any(summary is None for summary in covered):
+        return None, []
+    return total, covered
