@@ -19,12 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "bench" / "results" / "mutation.md"
 
 MODULES = {
-    "gates": ["memabra.models.xǁGateResultǁ*", "memabra.models.xǁPromotionPolicyǁ*", "memabra.models.x__finite*"],
-    "atomic writes": ["memabra.storage.atomic.*"],
+    "gates": ["memabra.models.xǁGateResultǁ*", "memabra.evaluation.gates.*", "memabra.models.x__finite*"],
+    "atomic writes": ["memabra.storage.atomic.*", "memabra.storage.documents.xǁAtomicJSONStorageǁ*",
+                      "memabra.storage.documents.xǁSingleDocumentStorageǁ*"],
     "lock": ["memabra.storage.lock.*"],
     "seen ids": ["memabra.storage.seen.*"],
     "ingest": ["memabra.ingest.*"],
-    "importance weighting": ["memabra.learning.dataset.xǁDatasetBuilderǁ_stats*"],
+    "importance weighting": ["memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded*"],
     "off-policy estimators": ["memabra.evaluation.offpolicy.*"],
 }
 """Report section -> mutmut name patterns (functions in scope; the rest of each file is not mutated)."""

@@ -203,6 +203,18 @@ def test_a_failed_write_says_why_and_that_nothing_changed(tmp_path, monkeypatch,
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["doc.json"]
 
 
+def test_a_failed_write_without_an_error_code_quotes_the_error(tmp_path, monkeypatch):
+    from memabra.errors import StoreWriteError
+
+    def failing_write(fd, data):
+        raise OSError("the device went away")
+
+    monkeypatch.setattr(os, "write", failing_write)
+    with pytest.raises(StoreWriteError) as failed:
+        atomic.atomic_write_bytes(tmp_path / "doc.json", b"new")
+    assert str(failed.value) == f"cannot write {tmp_path / 'doc.json'}: the device went away (nothing was changed)"
+
+
 def test_temp_file_names_tell_their_writer():
     name = atomic._temp_path(Path("/store/current.json")).name
     assert atomic.temp_file_writer(name) == os.getpid()
@@ -221,12 +233,18 @@ def test_the_tinydb_storages_read_and_replace_whole_files(tmp_path):
     assert tables.read() == {"_default": {"1": {"a": 1}}}
     assert (tmp_path / "tables.json").read_bytes() == b'{\n  "_default": {\n    "1": {\n      "a": 1\n    }\n  }\n}\n'
     (tmp_path / "tables.json").write_bytes(b"[1]")
-    with pytest.raises(CorruptDocumentError, match="expected a JSON object of tables"):
+    with pytest.raises(CorruptDocumentError) as refused:
         tables.read()
+    assert (refused.value.path, refused.value.detail) == (tmp_path / "tables.json", "expected a JSON object of tables")
     (tmp_path / "tables.json").write_bytes(b"  ")
     with pytest.raises(CorruptDocumentError, match="it is empty"):
         tables.read()
     single = documents.SingleDocumentStorage(tmp_path / "one.json")
+    assert single.read() is None
+    (tmp_path / "one.json").write_bytes(b'"text"')
+    with pytest.raises(CorruptDocumentError) as refused:
+        single.read()
+    assert (refused.value.path, refused.value.detail) == (tmp_path / "one.json", "expected a JSON object")
     single.write({"_default": {"1": {"b": 2}}})
     assert single.read() == {"_default": {"1": {"b": 2}}} and (tmp_path / "one.json").read_bytes() == b'{\n  "b": 2\n}\n'
     with pytest.raises(ValueError, match="holds exactly one document, got 2"):

@@ -137,6 +137,25 @@ def test_doubly_robust_refuses_arrays_of_different_lengths(shorten):
         arrays["targets"] = arrays["targets"][:2]
     if shorten == "predictions":
         arrays["distribution"] = arrays["distribution"][:2]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^arrays differ in length: \[2, 3\]$"):
         offpolicy.doubly_robust(arrays["rewards"], arrays["propensities"], arrays["targets"], arrays["predictions"],
                                 arrays["distribution"], arrays["actions"], resamples=10)
+
+
+@pytest.mark.parametrize("actions", [[0, 2], [-1, 1], [0, -1]])
+def test_doubly_robust_refuses_a_logged_action_outside_the_predicted_columns(actions):
+    from memabra.evaluation import offpolicy
+
+    with pytest.raises(ValueError, match="^logged_actions must index columns of reward_predictions$"):
+        offpolicy.doubly_robust([1.0, 0.0], [0.5, 0.5], [1.0, 1.0], [[0.8, 0.2], [0.1, 0.3]],
+                                [[1.0, 0.0], [0.0, 1.0]], actions, resamples=10)
+
+
+def test_doubly_robust_needs_a_finite_prediction_for_every_logged_action():
+    from memabra.evaluation import offpolicy
+
+    predictions = [[0.8, np.nan], [0.1, 0.3]]  # the evaluated policy never takes column 1 of row 0; the log did
+    distribution = [[1.0, 0.0], [0.0, 1.0]]
+    assert offpolicy.direct_method(predictions, distribution, resamples=10).estimate == pytest.approx(0.55)
+    with pytest.raises(ValueError, match="^reward_predictions must be finite for every logged action$"):
+        offpolicy.doubly_robust([1.0, 0.0], [0.5, 0.5], [0.0, 1.0], predictions, distribution, [1, 1], resamples=10)
