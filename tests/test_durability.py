@@ -249,6 +249,30 @@ def test_the_tinydb_storages_read_and_replace_whole_files(tmp_path):
     assert single.read() == {"_default": {"1": {"b": 2}}} and (tmp_path / "one.json").read_bytes() == b'{\n  "b": 2\n}\n'
     with pytest.raises(ValueError, match="holds exactly one document, got 2"):
         single.write({"_default": {"1": {}, "2": {}}})
+    with pytest.raises(ValueError, match="holds exactly one document, got 0"):
+        single.write({})
+    assert (tmp_path / "one.json").read_bytes() == b'{\n  "b": 2\n}\n', "a refused write leaves the file as it was"
+
+
+def test_a_temp_file_writer_is_alive_only_while_its_process_exists(monkeypatch):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert atomic.process_alive(child.pid) is True
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=0.3)  # asking is harmless: the process goes on
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert atomic.process_alive(child.pid) is False
+
+    def not_ours(pid, signal):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", not_ours)
+    assert atomic.process_alive(1) is True, "a process of another user is alive"
 
 
 def test_a_held_lock_hands_its_holder_to_the_caller_and_records_it_in_the_file(tmp_path):
