@@ -74,9 +74,9 @@ def run_mutmut(patterns: list[str], max_children: int) -> float:
     return time.monotonic() - started
 
 
-def results() -> dict[str, str]:
-    """Every mutant mutmut knows of and its status."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=ROOT, check=True,
+def results(root: Path = ROOT) -> dict[str, str]:
+    """Every mutant mutmut knows of in the checkout at root and its status."""
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=root, check=True,
                          capture_output=True, text=True).stdout
     found = {}
     for line in out.splitlines():
@@ -86,9 +86,20 @@ def results() -> dict[str, str]:
     return found
 
 
-def diff_of(name: str) -> str:
+def merged_results(roots: list[Path]) -> tuple[dict[str, str], dict[str, Path]]:
+    """Statuses over several checkouts of the same code (the first's unless a later one checked the mutant), and
+    the checkout each verdict comes from."""
+    statuses, origin = {}, {}
+    for root in roots:
+        for name, status in results(root).items():
+            if name not in statuses or status != "not checked":
+                statuses[name], origin[name] = status, root
+    return statuses, origin
+
+
+def diff_of(name: str, root: Path = ROOT) -> str:
     """The changed lines of one mutant, as `- old` / `+ new`."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=root, capture_output=True,
                          text=True).stdout
     lines = [line for line in out.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     return "; ".join(line.strip() for line in lines)[:300]
@@ -101,7 +112,8 @@ def module_of(name: str, modules: dict[str, list[str]]) -> str | None:
     return None
 
 
-def write_report(modules: dict[str, list[str]], statuses: dict[str, str], seconds: float) -> str:
+def write_report(modules: dict[str, list[str]], statuses: dict[str, str], seconds: float,
+                 origin: dict[str, Path] | None = None) -> str:
     rows, survivors = [], []
     totals = Counter()
     for module in modules:
@@ -116,7 +128,7 @@ def write_report(modules: dict[str, list[str]], statuses: dict[str, str], second
                 survivors.append((module, name, "equivalent", EQUIVALENT[name]))
             elif status == "survived":
                 counts["survived"] += 1
-                survivors.append((module, name, "survived", diff_of(name)))
+                survivors.append((module, name, "survived", diff_of(name, (origin or {}).get(name, ROOT))))
             else:
                 counts[status] += 1
         totals.update(counts)
@@ -161,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help=f"report sections to run (default all): {', '.join(MODULES)}")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from mutmut's last results")
+    parser.add_argument("--results-from", type=Path, action="append", default=[], metavar="DIR",
+                        help="also read mutmut's results in another checkout of the same code (modules run there)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.modules if name not in MODULES]
     if unknown:
@@ -169,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 0.0
     if not args.report_only:
         seconds = run_mutmut([pattern for patterns in chosen.values() for pattern in patterns], args.max_children)
-    report = write_report(chosen, results(), seconds)
+    statuses, origin = merged_results([ROOT, *args.results_from])
+    report = write_report(chosen, statuses, seconds, origin)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(report)
     print(report)
