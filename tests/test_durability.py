@@ -137,6 +137,18 @@ def test_the_holder_record_is_read_back_exactly(tmp_path):
         os.close(fd)
 
 
+def test_a_holder_record_without_an_operation_is_named_a_cycle(tmp_path):
+    fd = hold_lock_file(tmp_path, b'{"pid": 4242, "started_at": "2026-01-05T09:00:00+00:00"}')
+    try:
+        assert lock_holder(tmp_path)["operation"] is None
+        with pytest.raises(LockHeldError) as refused:
+            StoreLock(tmp_path, "cycle").acquire()
+        assert str(refused.value) == (f"{tmp_path} is locked by process 4242 (a cycle, since "
+                                      "2026-01-05T09:00:00+00:00); wait for it to finish and try again")
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("record", [b"", b"{half a reco", b'{"operation": "cycle"}'])
 def test_a_holder_without_a_readable_pid_is_another_process(tmp_path, record):
     fd = hold_lock_file(tmp_path, record)
