@@ -64,6 +64,29 @@ def test_an_atomic_create_syncs_before_the_link_and_never_replaces(tmp_path, sys
     assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["version.json"]
 
 
+def test_a_create_whose_link_fails_says_why_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    from memabra.errors import StoreWriteError
+
+    def refused_link(source, target):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused_link)
+    target = tmp_path / "version.json"
+    with pytest.raises(StoreWriteError) as failed:
+        atomic.atomic_create_bytes(target, b"first")
+    assert str(failed.value) == (f"cannot write {target}: the folder is not writable; fix its permissions or choose "
+                                 "another --base-dir (nothing was changed)")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("write", [atomic.atomic_create_bytes, atomic.atomic_write_bytes])
+def test_a_failure_injected_after_the_rename_cannot_fail_a_write_that_is_done(tmp_path, monkeypatch, write):
+    monkeypatch.setattr(atomic, "_INJECTED_FAULT", ("enospc", 3))  # 1-2: the two halves written; 3: the rename
+    monkeypatch.setattr(atomic, "_write_steps", 0)
+    write(tmp_path / "doc.json", b"whole")
+    assert (tmp_path / "doc.json").read_bytes() == b"whole" and atomic._write_steps == 3
+
+
 def test_a_writer_with_fsync_syncs_each_appended_line_before_returning(tmp_path, syscalls):
     writer = TrajectoryWriter(tmp_path, fsync=True)
     first = writer.append(trajectory_doc())
