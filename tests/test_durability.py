@@ -79,6 +79,21 @@ def test_a_create_whose_link_fails_says_why_and_leaves_no_temp_file(tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_write_whose_rename_fails_says_why_and_keeps_the_old_file(tmp_path, monkeypatch):
+    from memabra.errors import StoreWriteError
+
+    def full_disk(source, target):
+        raise OSError(28, "No space left on device")
+
+    target = tmp_path / "current.json"
+    target.write_bytes(b"old")
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(StoreWriteError) as failed:
+        atomic.atomic_write_bytes(target, b"new")
+    assert str(failed.value) == f"cannot write {target}: the disk is full; free some space and try again (nothing was changed)"
+    assert [p.name for p in tmp_path.iterdir()] == ["current.json"] and target.read_bytes() == b"old"
+
+
 @pytest.mark.parametrize("write", [atomic.atomic_create_bytes, atomic.atomic_write_bytes])
 def test_a_failure_injected_after_the_rename_cannot_fail_a_write_that_is_done(tmp_path, monkeypatch, write):
     monkeypatch.setattr(atomic, "_INJECTED_FAULT", ("enospc", 3))  # 1-2: the two halves written; 3: the rename
