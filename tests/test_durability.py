@@ -90,7 +90,8 @@ def test_a_write_whose_rename_fails_says_why_and_keeps_the_old_file(tmp_path, mo
     monkeypatch.setattr(os, "replace", full_disk)
     with pytest.raises(StoreWriteError) as failed:
         atomic.atomic_write_bytes(target, b"new")
-    assert str(failed.value) == f"cannot write {target}: the disk is full; free some space and try again (nothing was changed)"
+    assert str(failed.value) == (f"cannot write {target}: the disk is full; free some space and try again "
+                                 "(nothing was changed)")
     assert [p.name for p in tmp_path.iterdir()] == ["current.json"] and target.read_bytes() == b"old"
 
 
