@@ -32,6 +32,15 @@ MODULES = {
 
 _NO_DEFAULT_OPERATION = ("the default is never read: lock_holder() always returns an operation key, so the message "
                          "shows the record's operation (None for a record without one) whatever the default")
+_ANY_OTHER_SOURCE = ("any bound source other than 'benchmark' reads the doubly robust interval and its reason, so a "
+                     "misspelt 'doubly_robust' selects the same")
+_CANNOT_FAIL_NONE = "None is falsy like False: the step after the rename still cannot fail"
+_TEMP_EXISTS = ("the temp file exists until this unlink (nothing else removes a live writer's temp file), so "
+                "missing_ok is never consulted")
+_OVERWRITTEN = ("entries whose propensity is not positive are overwritten with 1 two lines later, so what the division "
+                "left there is never read")
+_SUM_ORDER = ("rows of one bucket are summed in another order: the sums differ at most in a float's last bits, which "
+              "no behaviour depends on")
 EQUIVALENT: dict[str, str] = {
     "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_45":
         "truncating to 1 byte instead of 0 before writing the ~90-byte holder record at offset 0 leaves the same file",
@@ -39,7 +48,7 @@ EQUIVALENT: dict[str, str] = {
     "memabra.storage.lock.x__held_message__mutmut_11": _NO_DEFAULT_OPERATION,
     "memabra.storage.lock.x__held_message__mutmut_14": _NO_DEFAULT_OPERATION,
     "memabra.storage.lock.x__held_message__mutmut_15": _NO_DEFAULT_OPERATION,
-    "memabra.storage.lock.x_lock_holder__mutmut_24":
+    "memabra.storage.lock.x_lock_holder__mutmut_21":
         "the holder record is under 200 bytes, so reading 4,097 bytes instead of 4,096 reads the same record",
     "memabra.ingest.xǁ_FileImportǁflush__mutmut_4":
         "the file label given to validate_trajectories is not used: ingest reports its own file name per line",
@@ -59,9 +68,39 @@ EQUIVALENT: dict[str, str] = {
         "reward predictions kept in their given numeric type give the same float sums once combined with rewards",
     "memabra.evaluation.offpolicy.x_doubly_robust__mutmut_20":
         "reward predictions kept in their given numeric type give the same float sums once combined with rewards",
+    "memabra.evaluation.gates.xǁPromotionPolicyǁ_reward_delta_bound_gate__mutmut_8": _ANY_OTHER_SOURCE,
+    "memabra.evaluation.gates.xǁPromotionPolicyǁ_reward_delta_bound_gate__mutmut_9": _ANY_OTHER_SOURCE,
+    "memabra.storage.atomic.x_atomic_create_bytes__mutmut_12": _CANNOT_FAIL_NONE,
+    "memabra.storage.atomic.x_atomic_write_bytes__mutmut_18": _CANNOT_FAIL_NONE,
+    "memabra.storage.atomic.x_atomic_create_bytes__mutmut_19": _TEMP_EXISTS,
+    "memabra.storage.atomic.x_atomic_create_bytes__mutmut_20": _TEMP_EXISTS,
+    "memabra.storage.atomic.x_atomic_write_bytes__mutmut_12": _TEMP_EXISTS,
+    "memabra.storage.atomic.x_atomic_write_bytes__mutmut_13": _TEMP_EXISTS,
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_13": "a missing propensity weighs 1 either way: as 0 its weight is overwritten with 1, as 1 it is 1/1",
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_17": _OVERWRITTEN,
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_21": _OVERWRITTEN,
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_34": ("a zero propensity (only a missing one is 0) keeps the 1 its inverse starts with, and 1 ** power is 1, "
+               "what the overwrite sets"),
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_41": "decay factors are float64 already (0.5 ** (age / half_life))",
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_43": "decay factors are float64 already (0.5 ** (age / half_life))",
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_53": "identity keys are Python ints below id_buckets, stored as int64 by default",
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_55": "identity keys are Python ints below id_buckets, stored as int64 by default",
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_58": "an integer reward array gives the same float products and sums as a float64 one",
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_60": "an integer reward array gives the same float products and sums as a float64 one",
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_63": _SUM_ORDER,
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_65": _SUM_ORDER,
+    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_67": _SUM_ORDER,
+    "memabra.evaluation.offpolicy.x_effective_sample_size__mutmut_3":
+        "callers pass importance_weights' float64 array; for integer input float() of the same sums is equal",
+    "memabra.evaluation.offpolicy.x_effective_sample_size__mutmut_5":
+        "callers pass importance_weights' float64 array; for integer input float() of the same sums is equal",
 }
 """Surviving mutant -> why no test can tell it from the original (reviewed by hand; names are stable while the
 function's source is unchanged)."""
+
+NOT_IN_SCOPE = {f"memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_{number}" for number in range(46, 51)}
+"""Mutants of the learner's score-cross feature column, generated before pyproject's do_not_mutate_patterns left it
+out of "importance weighting" (tests/test_learner.py covers the features); not counted."""
 
 KILLED = {"killed", "caught by type check", "timeout", "segfault"}
 
@@ -117,7 +156,8 @@ def write_report(modules: dict[str, list[str]], statuses: dict[str, str], second
     rows, survivors = [], []
     totals = Counter()
     for module in modules:
-        names = sorted(name for name in statuses if module_of(name, {module: modules[module]}))
+        names = sorted(name for name in statuses
+                       if module_of(name, {module: modules[module]}) and name not in NOT_IN_SCOPE)
         counts = Counter()
         for name in names:
             status = statuses[name]
