@@ -212,3 +212,11 @@ def test_a_paired_delta_keeps_the_log_size_level_seed_and_both_routers_capped_co
     with pytest.raises(ValueError, match="^a paired delta needs two estimates over the same log with the same seed, "
                                          "level, resamples$"):
         offpolicy.delta(baseline, offpolicy.ips(rewards, propensities, [1.0] * 4, resamples=30, seed=5, level=0.8))
+
+
+def test_the_effective_sample_size_is_kish_s_formula():
+    from memabra.evaluation import offpolicy
+
+    assert offpolicy.effective_sample_size([1.0, 1.0, 2.0]) == pytest.approx(16 / 6)
+    assert offpolicy.effective_sample_size([0.5]) == pytest.approx(1.0)
+    assert offpolicy.effective_sample_size([0.0, 0.0]) == 0.0
