@@ -30,8 +30,6 @@ MODULES = {
 }
 """Report section -> mutmut name patterns (functions in scope; the rest of each file is not mutated)."""
 
-_NO_DEFAULT_OPERATION = ("the default is never read: lock_holder() always returns an operation key, so the message "
-                         "shows the record's operation (None for a record without one) whatever the default")
 _ANY_OTHER_SOURCE = ("any bound source other than 'benchmark' reads the doubly robust interval and its reason, so a "
                      "misspelt 'doubly_robust' selects the same")
 _CANNOT_FAIL_NONE = "None is falsy like False: the step after the rename still cannot fail"
@@ -44,10 +42,6 @@ _SUM_ORDER = ("rows of one bucket are summed in another order: the sums differ a
 EQUIVALENT: dict[str, str] = {
     "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_45":
         "truncating to 1 byte instead of 0 before writing the ~90-byte holder record at offset 0 leaves the same file",
-    "memabra.storage.lock.x__held_message__mutmut_9": _NO_DEFAULT_OPERATION,
-    "memabra.storage.lock.x__held_message__mutmut_11": _NO_DEFAULT_OPERATION,
-    "memabra.storage.lock.x__held_message__mutmut_14": _NO_DEFAULT_OPERATION,
-    "memabra.storage.lock.x__held_message__mutmut_15": _NO_DEFAULT_OPERATION,
     "memabra.storage.lock.x_lock_holder__mutmut_21":
         "the holder record is under 200 bytes, so reading 4,097 bytes instead of 4,096 reads the same record",
     "memabra.ingest.xǁ_FileImportǁflush__mutmut_4":
