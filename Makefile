@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet -e '.[dev,server,console]' >&2
 	@touch $(STAMP)
 
+# Two workers (pytest-xdist), each running whole test files, so a module's shared fixtures are built once.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 # Fill the store with demo trajectories the first time, so there is something to learn from.
 demo-data: $(STAMP)

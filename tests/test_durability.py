@@ -64,6 +64,45 @@ def test_an_atomic_create_syncs_before_the_link_and_never_replaces(tmp_path, sys
     assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["version.json"]
 
 
+def test_a_create_whose_link_fails_says_why_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    from memabra.errors import StoreWriteError
+
+    def refused_link(source, target):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused_link)
+    target = tmp_path / "version.json"
+    with pytest.raises(StoreWriteError) as failed:
+        atomic.atomic_create_bytes(target, b"first")
+    assert str(failed.value) == (f"cannot write {target}: the folder is not writable; fix its permissions or choose "
+                                 "another --base-dir (nothing was changed)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_whose_rename_fails_says_why_and_keeps_the_old_file(tmp_path, monkeypatch):
+    from memabra.errors import StoreWriteError
+
+    def full_disk(source, target):
+        raise OSError(28, "No space left on device")
+
+    target = tmp_path / "current.json"
+    target.write_bytes(b"old")
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(StoreWriteError) as failed:
+        atomic.atomic_write_bytes(target, b"new")
+    assert str(failed.value) == (f"cannot write {target}: the disk is full; free some space and try again "
+                                 "(nothing was changed)")
+    assert [p.name for p in tmp_path.iterdir()] == ["current.json"] and target.read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("write", [atomic.atomic_create_bytes, atomic.atomic_write_bytes])
+def test_a_failure_injected_after_the_rename_cannot_fail_a_write_that_is_done(tmp_path, monkeypatch, write):
+    monkeypatch.setattr(atomic, "_INJECTED_FAULT", ("enospc", 3))  # 1-2: the two halves written; 3: the rename
+    monkeypatch.setattr(atomic, "_write_steps", 0)
+    write(tmp_path / "doc.json", b"whole")
+    assert (tmp_path / "doc.json").read_bytes() == b"whole" and atomic._write_steps == 3
+
+
 def test_a_writer_with_fsync_syncs_each_appended_line_before_returning(tmp_path, syscalls):
     writer = TrajectoryWriter(tmp_path, fsync=True)
     first = writer.append(trajectory_doc())
@@ -137,6 +176,18 @@ def test_the_holder_record_is_read_back_exactly(tmp_path):
         os.close(fd)
 
 
+def test_a_holder_record_without_an_operation_is_named_a_cycle(tmp_path):
+    fd = hold_lock_file(tmp_path, b'{"pid": 4242, "started_at": "2026-01-05T09:00:00+00:00"}')
+    try:
+        assert lock_holder(tmp_path)["operation"] is None
+        with pytest.raises(LockHeldError) as refused:
+            StoreLock(tmp_path, "cycle").acquire()
+        assert str(refused.value) == (f"{tmp_path} is locked by process 4242 (a cycle, since "
+                                      "2026-01-05T09:00:00+00:00); wait for it to finish and try again")
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("record", [b"", b"{half a reco", b'{"operation": "cycle"}'])
 def test_a_holder_without_a_readable_pid_is_another_process(tmp_path, record):
     fd = hold_lock_file(tmp_path, record)
@@ -203,6 +254,18 @@ def test_a_failed_write_says_why_and_that_nothing_changed(tmp_path, monkeypatch,
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["doc.json"]
 
 
+def test_a_failed_write_without_an_error_code_quotes_the_error(tmp_path, monkeypatch):
+    from memabra.errors import StoreWriteError
+
+    def failing_write(fd, data):
+        raise OSError("the device went away")
+
+    monkeypatch.setattr(os, "write", failing_write)
+    with pytest.raises(StoreWriteError) as failed:
+        atomic.atomic_write_bytes(tmp_path / "doc.json", b"new")
+    assert str(failed.value) == f"cannot write {tmp_path / 'doc.json'}: the device went away (nothing was changed)"
+
+
 def test_temp_file_names_tell_their_writer():
     name = atomic._temp_path(Path("/store/current.json")).name
     assert atomic.temp_file_writer(name) == os.getpid()
@@ -221,16 +284,46 @@ def test_the_tinydb_storages_read_and_replace_whole_files(tmp_path):
     assert tables.read() == {"_default": {"1": {"a": 1}}}
     assert (tmp_path / "tables.json").read_bytes() == b'{\n  "_default": {\n    "1": {\n      "a": 1\n    }\n  }\n}\n'
     (tmp_path / "tables.json").write_bytes(b"[1]")
-    with pytest.raises(CorruptDocumentError, match="expected a JSON object of tables"):
+    with pytest.raises(CorruptDocumentError) as refused:
         tables.read()
+    assert (refused.value.path, refused.value.detail) == (tmp_path / "tables.json", "expected a JSON object of tables")
     (tmp_path / "tables.json").write_bytes(b"  ")
     with pytest.raises(CorruptDocumentError, match="it is empty"):
         tables.read()
     single = documents.SingleDocumentStorage(tmp_path / "one.json")
+    assert single.read() is None
+    (tmp_path / "one.json").write_bytes(b'"text"')
+    with pytest.raises(CorruptDocumentError) as refused:
+        single.read()
+    assert (refused.value.path, refused.value.detail) == (tmp_path / "one.json", "expected a JSON object")
     single.write({"_default": {"1": {"b": 2}}})
     assert single.read() == {"_default": {"1": {"b": 2}}} and (tmp_path / "one.json").read_bytes() == b'{\n  "b": 2\n}\n'
     with pytest.raises(ValueError, match="holds exactly one document, got 2"):
         single.write({"_default": {"1": {}, "2": {}}})
+    with pytest.raises(ValueError, match="holds exactly one document, got 0"):
+        single.write({})
+    assert (tmp_path / "one.json").read_bytes() == b'{\n  "b": 2\n}\n', "a refused write leaves the file as it was"
+
+
+def test_a_temp_file_writer_is_alive_only_while_its_process_exists(monkeypatch):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert atomic.process_alive(child.pid) is True
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=0.3)  # asking is harmless: the process goes on
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert atomic.process_alive(child.pid) is False
+
+    def not_ours(pid, signal):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", not_ours)
+    assert atomic.process_alive(1) is True, "a process of another user is alive"
 
 
 def test_a_held_lock_hands_its_holder_to_the_caller_and_records_it_in_the_file(tmp_path):

@@ -108,3 +108,17 @@ def test_a_non_finite_measurement_is_recorded_as_zero_and_fails():
     assert gate.value == 0.0 and gate.passed is False
     assert GateResult.check("latency_delta_ms", float("inf"), "<=", 5.0, "max_latency_increase_ms").value == 0.0
     assert GateResult.check("reward_delta", 0.25, ">=", 0.0, "min_reward_delta").value == 0.25
+
+
+def test_the_evidence_bound_reads_the_interval_of_the_evidence_the_cycle_had():
+    benchmark = DeltaInterval(estimate=0.3, low=0.25, high=0.35, level=0.95, source="benchmark tasks")
+    offpolicy = DeltaInterval(estimate=0.3, low=0.1, high=0.5, level=0.95, source="held-out traffic")
+    policy = PromotionPolicy(min_reward_delta=0.2, reward_delta_bound="evidence")
+    from_benchmark = policy.evaluate(BASELINE, challenger(avg_reward=0.8),
+                                     UncertaintyEvidence(benchmark_delta=benchmark, source="benchmark"))
+    assert verdicts(from_benchmark)["reward_delta_lower_bound"] is True and from_benchmark.gates[-1].value == 0.25
+    from_traffic = policy.evaluate(BASELINE, challenger(avg_reward=0.8),
+                                   UncertaintyEvidence(benchmark_delta=benchmark, doubly_robust_delta=offpolicy,
+                                                       source="offpolicy"))
+    assert verdicts(from_traffic)["reward_delta_lower_bound"] is False and from_traffic.gates[-1].value == 0.1
+    assert "interval (held-out traffic) reaches down to +0.1000" in from_traffic.reasons[0]

@@ -137,6 +137,86 @@ def test_doubly_robust_refuses_arrays_of_different_lengths(shorten):
         arrays["targets"] = arrays["targets"][:2]
     if shorten == "predictions":
         arrays["distribution"] = arrays["distribution"][:2]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^arrays differ in length: \[2, 3\]$"):
         offpolicy.doubly_robust(arrays["rewards"], arrays["propensities"], arrays["targets"], arrays["predictions"],
                                 arrays["distribution"], arrays["actions"], resamples=10)
+
+
+@pytest.mark.parametrize("actions", [[0, 2], [-1, 1], [0, -1]])
+def test_doubly_robust_refuses_a_logged_action_outside_the_predicted_columns(actions):
+    from memabra.evaluation import offpolicy
+
+    with pytest.raises(ValueError, match="^logged_actions must index columns of reward_predictions$"):
+        offpolicy.doubly_robust([1.0, 0.0], [0.5, 0.5], [1.0, 1.0], [[0.8, 0.2], [0.1, 0.3]],
+                                [[1.0, 0.0], [0.0, 1.0]], actions, resamples=10)
+
+
+def test_doubly_robust_needs_a_finite_prediction_for_every_logged_action():
+    from memabra.evaluation import offpolicy
+
+    predictions = [[0.8, np.nan], [0.1, 0.3]]  # the evaluated policy never takes column 1 of row 0; the log did
+    distribution = [[1.0, 0.0], [0.0, 1.0]]
+    assert offpolicy.direct_method(predictions, distribution, resamples=10).estimate == pytest.approx(0.55)
+    with pytest.raises(ValueError, match="^reward_predictions must be finite for every logged action$"):
+        offpolicy.doubly_robust([1.0, 0.0], [0.5, 0.5], [0.0, 1.0], predictions, distribution, [1, 1], resamples=10)
+
+
+def test_a_pick_without_a_propensity_weighs_one_without_a_division_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = DatasetBuilder(UNDECAYED).stats([logged(None, reward=0.5), logged(None, reward=0.5, text="other")])
+    assert weight_and_weighted_reward(stats) == (pytest.approx(2.0), pytest.approx(1.0))
+
+
+def test_the_importance_power_bends_the_capped_weight():
+    config = LearnerConfig(half_life=None, importance_power=0.5)
+    stats = DatasetBuilder(config).stats([logged(0.25, reward=1.0), logged(0.01, reward=1.0, text="rare")])
+    assert weight_and_weighted_reward(stats)[0] == pytest.approx(4 ** 0.5 + 5 ** 0.5)
+
+
+def test_decay_factors_scale_each_rows_importance_weight():
+    rows = [logged(0.5, reward=1.0, text="old"), logged(0.25, reward=1.0, text="new")]
+    stats = DatasetBuilder(LearnerConfig(half_life=2.0)).stats(rows, ages=[2.0, 0.0])
+    assert weight_and_weighted_reward(stats)[0] == pytest.approx(0.5 * 2.0 + 1.0 * 4.0)
+    assert stats.rows.dtype == np.int64 and int(stats.rows.sum()) == 2
+    doubled = stats.copy().add(stats)
+    assert int(doubled.rows.sum()) == 4 and doubled.count == 4
+
+
+def test_ips_and_snips_default_to_seed_zero_and_refuse_arrays_of_different_lengths():
+    from memabra.evaluation import offpolicy
+
+    rewards, propensities, targets = [1.0, 0.0, 0.5, 1.0], [0.5, 0.04, 0.5, 0.25], [1.0, 1.0, 0.0, 1.0]
+    for estimator in (offpolicy.ips, offpolicy.snips):
+        default = estimator(rewards, propensities, targets, resamples=50)
+        seeded = estimator(rewards, propensities, targets, resamples=50, seed=0)
+        assert default.seed == 0 and (default.low, default.high) == (seeded.low, seeded.high)
+        with pytest.raises(ValueError, match=r"^arrays differ in length: \[3, 4\]$"):
+            estimator(rewards[:3], propensities, targets, resamples=10)
+    capped = offpolicy.snips(rewards, propensities, targets, resamples=10, max_weight=2.0)
+    assert capped.clipped_count == 2 and capped.estimate == pytest.approx((2 * 1 + 2 * 0 + 2 * 1) / 6)
+
+
+def test_a_paired_delta_keeps_the_log_size_level_seed_and_both_routers_capped_counts():
+    from memabra.evaluation import offpolicy
+
+    rewards, propensities = [1.0, 0.0, 0.5, 1.0], [0.5, 0.01, 0.5, 0.25]
+    baseline = offpolicy.ips(rewards, propensities, [1.0, 1.0, 0.0, 1.0], resamples=30, seed=4, level=0.8)
+    challenger = offpolicy.ips(rewards, propensities, [1.0, 1.0, 1.0, 0.0], resamples=30, seed=4, level=0.8)
+    paired = offpolicy.delta(baseline, challenger)
+    assert (paired.count, paired.level, paired.seed, paired.clipped_count) == (4, 0.8, 4, 2)
+    assert paired.estimate == pytest.approx(challenger.estimate - baseline.estimate)
+    assert np.array_equal(paired.replicates, challenger.replicates - baseline.replicates)
+    with pytest.raises(ValueError, match="^a paired delta needs two estimates over the same log with the same seed, "
+                                         "level, resamples$"):
+        offpolicy.delta(baseline, offpolicy.ips(rewards, propensities, [1.0] * 4, resamples=30, seed=5, level=0.8))
+
+
+def test_the_effective_sample_size_is_kish_s_formula():
+    from memabra.evaluation import offpolicy
+
+    assert offpolicy.effective_sample_size([1.0, 1.0, 2.0]) == pytest.approx(16 / 6)
+    assert offpolicy.effective_sample_size([0.5]) == pytest.approx(1.0)
+    assert offpolicy.effective_sample_size([0.0, 0.0]) == 0.0

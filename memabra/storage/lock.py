@@ -71,7 +71,7 @@ class StoreLock:
 
 def _held_message(base_dir: Path, holder: dict | None) -> str:
     if holder and holder.get("pid"):
-        who = f"process {holder['pid']} ({holder.get('operation', 'a cycle')}, since {holder.get('started_at')})"
+        who = f"process {holder['pid']} ({holder.get('operation') or 'a cycle'}, since {holder.get('started_at')})"
     else:
         who = "another process"
     return f"{base_dir} is locked by {who}; wait for it to finish and try again"
