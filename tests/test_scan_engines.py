@@ -87,6 +87,21 @@ def test_a_process_pool_scan_equals_a_local_scan(many_segments, tmp_path, monkey
     assert cached_segments(copy) == 20, "workers cache what they summarise"
 
 
+def test_a_pool_that_cannot_start_leaves_the_scan_to_its_own_process(many_segments, tmp_path, monkeypatch):
+    copy = tmp_path / "copy"
+    shutil.copytree(many_segments, copy)
+    alone = ArtifactIndex.scan(many_segments, set(), engine=ScanEngine("local"))
+
+    def no_pool(*args, **kwargs):  # what a terminal UI's replaced stderr makes multiprocessing raise
+        raise ValueError("bad value(s) in fds_to_keep")
+
+    monkeypatch.setattr(engines, "ProcessPoolExecutor", no_pool)
+    from_workers = record_worker_summaries(monkeypatch)
+    pooled = ArtifactIndex.scan(copy, set(), engine=ScanEngine("process"))
+    assert from_workers == [] and cached_segments(copy) == 20
+    assert_same_index(pooled, alone)
+
+
 def test_the_process_engine_stays_in_process_for_a_few_segments(seeded_store, monkeypatch):
     from_workers = record_worker_summaries(monkeypatch)
     ArtifactIndex.scan(seeded_store, set(), engine=ScanEngine("process"))

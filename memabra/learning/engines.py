@@ -107,8 +107,16 @@ class ScanEngine:
             workers = (os.cpu_count() or 1) - 1
             if len(uncached) < PARALLEL_MIN_SEGMENTS or workers < 1:
                 return SegmentJobs()
-            executor = ProcessPoolExecutor(workers, mp_context=_pool_context())
-            futures = _submit_newest_first(executor.submit, base_dir, builder, uncached)
+            executor = None
+            try:
+                executor = ProcessPoolExecutor(workers, mp_context=_pool_context())
+                futures = _submit_newest_first(executor.submit, base_dir, builder, uncached)
+            except (OSError, ValueError):
+                # No pool can start here (a terminal UI replaced stderr, whose fd multiprocessing's resource
+                # tracker inherits; a sandbox without fork): the scan summarises every segment itself.
+                if executor is not None:
+                    executor.shutdown(wait=False, cancel_futures=True)
+                return SegmentJobs()
             return SegmentJobs(futures, lambda: executor.shutdown(wait=True, cancel_futures=True), steal=True)
         client, close = _dask_client(self.dask_address)
         try:
