@@ -72,4 +72,5 @@ def console(history_store, monkeypatch):
     monkeypatch.chdir(history_store.parent)
     add_off_policy(history_store, "20260105-130000")
     base_dir = Path("store")
-    return MemabraConsole(base_dir, Settings(base_dir=base_dir), poll_seconds=3600)
+    # The local engine: whether a pool could start would otherwise change which progress lines a snapshot shows.
+    return MemabraConsole(base_dir, Settings(base_dir=base_dir, engine="local"), poll_seconds=3600)
