@@ -42,7 +42,7 @@ from memabra.errors import (
 from memabra.commands import changes
 from memabra.results import CaseIndexSummary
 from memabra.settings import ENV_PREFIX, Settings, setting_fields, setting_group
-from memabra.signals import Terminated, sigterm_as_interrupt
+from memabra.signals import RECEIVED, Terminated, sigterm_as_interrupt
 from memabra.storage.folders import validate_timestamp_id
 from memabra.storage.store import Store, check_base_dir
 from memabra.workflow import ProgressEvent, run_cycle
@@ -360,11 +360,13 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
         message = exc.worded(cli_rules.suggestion(args, base_dir, "--check")) if base_dir else str(exc)
         return _fail(message, exc.exit_code, debug)
     except MemabraError as exc:
+        if RECEIVED:  # the stop, swallowed by a serialiser and reported as its own error
+            return _stopped(RECEIVED[-1], debug)
         return _fail(str(exc), exc.exit_code, debug)
     except Terminated:
-        return _fail("terminated (SIGTERM); nothing half-written was left behind", EXIT_TERMINATED, debug)
+        return _stopped(signal.SIGTERM, debug)
     except KeyboardInterrupt:
-        return _fail("interrupted; nothing half-written was left behind", EXIT_INTERRUPTED, debug)
+        return _stopped(signal.SIGINT, debug)
     except ValidationError as exc:
         return _fail(setting_error(exc).worded(label), EXIT_BAD_INPUT, debug)
     except (ValueError, OSError) as exc:
@@ -373,6 +375,13 @@ def main(argv: Sequence[str] | None = None, cancel: threading.Event | None = Non
     except Exception as exc:  # noqa: BLE001 - the last line of defence prints one line, not a traceback
         return _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
                      EXIT_UNEXPECTED, debug)
+
+
+def _stopped(signum: int, debug: bool) -> int:
+    """The one line (and exit code) of a command stopped by SIGTERM (143) or Ctrl-C (130)."""
+    if signum == signal.SIGTERM:
+        return _fail("terminated (SIGTERM); nothing half-written was left behind", EXIT_TERMINATED, debug)
+    return _fail("interrupted; nothing half-written was left behind", EXIT_INTERRUPTED, debug)
 
 
 def _watch(args: argparse.Namespace) -> int:

@@ -13,6 +13,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived; raised in the main thread where Ctrl-C's KeyboardInterrupt would be."""
 
 
+RECEIVED: list[int] = []
+"""Signals received inside `sigterm_as_interrupt`: code that swallows the exception a handler raised (a serialiser
+reporting it as its own error) cannot hide that the command was told to stop."""
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """While inside, SIGTERM raises Terminated in the main thread (elsewhere this does nothing)."""
@@ -20,11 +25,20 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
 
-    def interrupt(signum, frame) -> None:
+    RECEIVED.clear()
+
+    def terminate(signum, frame) -> None:
+        RECEIVED.append(signum)
         raise Terminated()
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    def interrupt(signum, frame) -> None:
+        RECEIVED.append(signum)
+        raise KeyboardInterrupt()
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminate),
+                signal.SIGINT: signal.signal(signal.SIGINT, interrupt)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -160,6 +160,22 @@ def test_sigterm_is_one_line_and_exit_143(seeded_store):
     assert run_main("--base-dir", seeded_store, "--check")[0] in (0, 4)
 
 
+def test_sigterm_swallowed_by_the_serialiser_is_still_exit_143(seeded_store, monkeypatch):
+    from memabra.storage import trajectories
+
+    def swallowing(trajectory):  # what pydantic's serialiser does with an exception raised inside it
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except KeyboardInterrupt as exc:
+            raise ValueError(f"Error serializing to JSON: {type(exc).__name__}: ") from None
+        raise AssertionError("SIGTERM was not handled")
+
+    monkeypatch.setattr(trajectories, "_dump_trajectory", swallowing)
+    code, printed, stderr = run_main("--base-dir", seeded_store, "--demo-trajectories", "5")
+    assert code == 143 and printed == "" and error_line(stderr).startswith("error: terminated (SIGTERM)")
+
+
 def test_every_exit_code_is_in_help():
     from memabra.cli import build_parser
 
