@@ -122,3 +122,16 @@ def test_the_evidence_bound_reads_the_interval_of_the_evidence_the_cycle_had():
                                                        source="offpolicy"))
     assert verdicts(from_traffic)["reward_delta_lower_bound"] is False and from_traffic.gates[-1].value == 0.1
     assert "interval (held-out traffic) reaches down to +0.1000" in from_traffic.reasons[0]
+
+
+def test_the_production_profile_decides_on_the_given_metrics_and_evidence():
+    interval = DeltaInterval(estimate=0.05, low=0.01, high=0.09, level=0.95, source="test")
+    evidence = UncertaintyEvidence(benchmark_delta=interval, effective_sample_size=40.0)
+    policy = PromotionPolicy(gate_profile="production")
+    decided = policy.evaluate(BASELINE, challenger(avg_reward=0.55), evidence)
+    values = {gate.gate: (gate.value, gate.threshold, gate.passed) for gate in decided.gates}
+    assert values["reward_delta"] == (pytest.approx(0.05), 0.001, True)
+    assert values["effective_sample_size"] == (40.0, 30.0, True)
+    assert values["task_count"] == (160, 100, True) and decided.accepted
+    unsupported = policy.evaluate(BASELINE, challenger(avg_reward=0.55))
+    assert verdicts(unsupported)["effective_sample_size"] is False and not unsupported.accepted
