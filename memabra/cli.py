@@ -196,7 +196,7 @@ def build_parser(prog: str = "python -m memabra.cli") -> argparse.ArgumentParser
                              "ask (a cycle if nothing else)")
     parser.add_argument("--strict", action="store_true", help="with --ingest: exit 4 when any line is refused")
     parser.add_argument("--format", choices=("json", "table"),
-                        help="with --status or --list-versions: json (default) or a table for people")
+                        help="with --status, --list-versions or --history: json (default) or a table for people")
     parser.add_argument("--wait", metavar="SECONDS", type=_finite_float,
                         help="when another process holds the store's lock, wait up to SECONDS for it (default: exit "
                              "75 at once)")

@@ -38,21 +38,20 @@ def store_status(store: Store | Path, seen_trajectory_store: Path | None = None,
         report_id=report.report_id, status=report.status, finished_at=report.finished_at,
         reward_delta=report.reward_delta, reasons=report.reasons)
     warnings = []
+    current, current_unreadable = None, False
     try:
         current = store.versions.current()
         require_current(store.versions)
-    except CorruptDocumentError as exc:
-        current = None
-        warnings.append(exc.worded(command_to_run(store.base_dir, "--check")))
     except MemabraError as exc:
-        current = None
-        warnings.append(str(exc))
+        current, current_unreadable = None, True
+        warnings.append(exc.worded(command_to_run(store.base_dir, "--check"))
+                        if isinstance(exc, CorruptDocumentError) else str(exc))
     holder = store.lock_holder()
     recent = active_router_recent_value(store, index)
     return StoreStatus(
         base_dir=str(store.base_dir),
         current=current,
-        active_router="version" if current else ("unknown" if warnings else "heuristic"),
+        active_router="version" if current else ("unknown" if current_unreadable else "heuristic"),
         trajectory_count=index.training_count + index.benchmark_count,
         training_trajectory_count=index.training_count,
         benchmark_trajectory_count=index.benchmark_count,

@@ -1,5 +1,6 @@
 """What makes a write survive a power cut and two cycles exclusive: the system calls, in their order."""
 
+import contextlib
 import fcntl
 import os
 import stat
@@ -153,53 +154,49 @@ def test_seen_ids_count_only_new_ones_and_sealed_segments_replace_their_ids(tmp_
     assert store.read().segments == ["seg-0", "seg-1"] and store.load() == set()
 
 
-def hold_lock_file(base, content: bytes) -> int:
-    """Take the base dir's flock directly, writing `content` as the holder's record; return the fd to close."""
+@contextlib.contextmanager
+def held_lock_file(base, content: bytes):
+    """Hold the base dir's flock directly, with `content` as the holder's record, until the block ends."""
     base.mkdir(parents=True, exist_ok=True)
     fd = os.open(base / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, content, 0)
-    return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, content, 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def test_the_holder_record_is_read_back_exactly(tmp_path):
-    fd = hold_lock_file(tmp_path, b'{"pid": 4242, "started_at": "2026-01-05T09:00:00+00:00", "operation": "rollback"}')
-    try:
+    record = b'{"pid": 4242, "started_at": "2026-01-05T09:00:00+00:00", "operation": "rollback"}'
+    with held_lock_file(tmp_path, record):
         assert lock_holder(tmp_path) == {"pid": 4242, "started_at": "2026-01-05T09:00:00+00:00",
                                          "operation": "rollback"}
         with pytest.raises(LockHeldError) as refused:
             StoreLock(tmp_path, "cycle").acquire()
         assert str(refused.value) == (f"{tmp_path} is locked by process 4242 (rollback, since "
                                       "2026-01-05T09:00:00+00:00); wait for it to finish and try again")
-    finally:
-        os.close(fd)
 
 
 def test_a_holder_record_without_an_operation_is_named_a_cycle(tmp_path):
-    fd = hold_lock_file(tmp_path, b'{"pid": 4242, "started_at": "2026-01-05T09:00:00+00:00"}')
-    try:
+    with held_lock_file(tmp_path, b'{"pid": 4242, "started_at": "2026-01-05T09:00:00+00:00"}'):
         assert lock_holder(tmp_path)["operation"] is None
         with pytest.raises(LockHeldError) as refused:
             StoreLock(tmp_path, "cycle").acquire()
         assert str(refused.value) == (f"{tmp_path} is locked by process 4242 (a cycle, since "
                                       "2026-01-05T09:00:00+00:00); wait for it to finish and try again")
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("record", [b"", b"{half a reco", b'{"operation": "cycle"}'])
 def test_a_holder_without_a_readable_pid_is_another_process(tmp_path, record):
-    fd = hold_lock_file(tmp_path, record)
-    try:
+    with held_lock_file(tmp_path, record):
         expected_operation = "cycle" if b"operation" in record else None
         assert lock_holder(tmp_path) == {"pid": None, "started_at": None, "operation": expected_operation}
         with pytest.raises(LockHeldError) as refused:
             StoreLock(tmp_path, "cycle").acquire()
         assert str(refused.value) == (f"{tmp_path} is locked by another process; wait for it to finish and "
                                       "try again")
-    finally:
-        os.close(fd)
 
 
 def test_a_lock_creates_missing_folders_and_releasing_is_idempotent(tmp_path):
@@ -297,7 +294,8 @@ def test_the_tinydb_storages_read_and_replace_whole_files(tmp_path):
         single.read()
     assert (refused.value.path, refused.value.detail) == (tmp_path / "one.json", "expected a JSON object")
     single.write({"_default": {"1": {"b": 2}}})
-    assert single.read() == {"_default": {"1": {"b": 2}}} and (tmp_path / "one.json").read_bytes() == b'{\n  "b": 2\n}\n'
+    assert single.read() == {"_default": {"1": {"b": 2}}}
+    assert (tmp_path / "one.json").read_bytes() == b'{\n  "b": 2\n}\n'
     with pytest.raises(ValueError, match="holds exactly one document, got 2"):
         single.write({"_default": {"1": {}, "2": {}}})
     with pytest.raises(ValueError, match="holds exactly one document, got 0"):
