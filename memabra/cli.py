@@ -45,6 +45,7 @@ from memabra.settings import ENV_PREFIX, Settings, setting_fields, setting_group
 from memabra.signals import RECEIVED, Terminated, sigterm_as_interrupt
 from memabra.storage.folders import validate_timestamp_id
 from memabra.storage.store import Store, check_base_dir
+from memabra.promotion import PREVIOUS, roll_back
 from memabra.workflow import ProgressEvent, run_cycle
 
 __all__ = ["main", "command", "run_online_learning_workflow", "build_parser", "flag_of"]
@@ -82,7 +83,7 @@ EXIT_CODES = """exit codes:
 
 
 def _rollback_target(value: str) -> str:
-    return value if value == cli_rules.PREVIOUS else _version_id(value)
+    return value if value == PREVIOUS else _version_id(value)
 
 
 def _version_id(value: str) -> str:
@@ -283,7 +284,7 @@ def _act(action: str, args: argparse.Namespace, settings: Settings, store: Store
     elif action == "list_versions":
         result = {"versions": store.versions.list_versions()}
     elif action == "rollback":
-        result, unchanged = cli_rules.rollback(store, args.rollback, reason=args.reason, command=args.command_line)
+        result, unchanged = roll_back(store, args.rollback, reason=args.reason, command=args.command_line)
         if unchanged:
             note(f"rollback: {unchanged}")
     elif action in ("promote", "history", "active_at"):

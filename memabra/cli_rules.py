@@ -12,9 +12,8 @@ from typing import Callable, TypeVar
 from memabra.cli_progress import note
 from memabra.suggestions import command_to_run
 from memabra.errors import BadInputError, CorruptDocumentError, LockHeldError, SettingError
-from memabra.models import CurrentRouter
 from memabra.settings import ENV_PREFIX, Settings, setting_fields, setting_group
-from memabra.storage.store import Store, check_base_dir
+from memabra.storage.store import check_base_dir
 
 ACTIONS = ("status", "list_versions", "history", "active_at", "rollback", "promote", "demo_trajectories", "ingest",
            "check", "guard_check", "watch")
@@ -44,9 +43,6 @@ GROUP_ACTIONS: dict[str, set[str]] = {
 }
 """Settings by group: the actions that read them (the store and learning groups apply to every action; `--status`
 reports every setting's effective value and source, so every setting applies to it)."""
-
-PREVIOUS = "previous"
-"""`--rollback previous`: the version the active one replaced."""
 
 T = TypeVar("T")
 
@@ -150,27 +146,6 @@ def check_given_paths(args: argparse.Namespace) -> None:
         except CorruptDocumentError as exc:
             raise BadInputError(f"--seen-trajectory-store {args.seen_trajectory_store} is not a seen-ids file "
                                 f"({exc.detail}); give the file a cycle wrote, or a new path") from None
-
-
-def rollback(store: Store, target: str, reason: str | None = None,
-             command: str | None = None) -> tuple[CurrentRouter, str | None]:
-    """Roll back to a version id or `previous`; returns the current document and a note for the operator (when
-    the target is already active nothing changes, and that is no error)."""
-    try:
-        current = store.versions.current()
-    except CorruptDocumentError:
-        current = None  # the engine's rollback sets an unreadable current.json aside and replaces it
-    if target == PREVIOUS:
-        if current is None or current.prior_version_id is None:
-            raise BadInputError("there is no previous version to roll back to (" + (
-                f"{current.version_id} replaced none" if current else "no version is active") + ")")
-        target = current.prior_version_id
-    if current is not None and current.version_id == target:
-        store.versions.get_version(target)
-        return current, f"version {target} is already active; nothing changed"
-    from memabra.promotion import roll_back
-
-    return roll_back(store, target, reason=reason, command=command), None
 
 
 def waiting_for_lock(run: Callable[[], T], seconds: float | None, on_wait: Callable[[str], None]) -> T:

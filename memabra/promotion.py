@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from memabra.errors import BadInputError, MemabraError
+from memabra.errors import BadInputError, CorruptDocumentError, MemabraError
 from memabra.evaluation.evaluator import Evaluation
 from memabra.learning.routers import ScoringRouter
 from memabra.learning.scan import ArtifactIndex
@@ -156,9 +156,28 @@ def review_objections(report: TrainingReport, active_id: str | None) -> list[str
     return objections
 
 
-def roll_back(store: Store, version_id: str, reason: str | None = None, command: str | None = None) -> CurrentRouter:
-    """Make an earlier version active again under the store's lock, recording the reason in the audit log."""
-    return store.versions.rollback(version_id, reason=reason, command=command)
+PREVIOUS = "previous"
+"""Rollback target meaning the version the active one replaced."""
+
+
+def roll_back(store: Store, target: str, reason: str | None = None,
+              command: str | None = None) -> tuple[CurrentRouter, str | None]:
+    """Make an earlier version (an id or `previous`) active again under the store's lock, recording the reason in
+    the audit log; returns the current document and a note when the target was already active (no change, no
+    error)."""
+    try:
+        current = store.versions.current()
+    except CorruptDocumentError:
+        current = None  # the store's rollback sets an unreadable current.json aside and replaces it
+    if target == PREVIOUS:
+        if current is None or current.prior_version_id is None:
+            raise BadInputError("there is no previous version to roll back to (" + (
+                f"{current.version_id} replaced none" if current else "no version is active") + ")")
+        target = current.prior_version_id
+    if current is not None and current.version_id == target:
+        store.versions.get_version(target)
+        return current, f"version {target} is already active; nothing changed"
+    return store.versions.rollback(target, reason=reason, command=command), None
 
 
 @contextmanager

@@ -313,7 +313,7 @@ class MemabraConsole(TrafficActions, App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="rollback", name="rollback")
     def run_rollback(self, version_id: str) -> None:
         """Roll back in a thread (the engine takes the lock) and post the new current document."""
-        self.post_message(RolledBack(promotion.roll_back(self.store, version_id)))
+        self.post_message(RolledBack(promotion.roll_back(self.store, version_id)[0]))
 
     def on_rolled_back(self, message: RolledBack) -> None:
         current = message.current
