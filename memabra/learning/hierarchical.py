@@ -1,5 +1,9 @@
 """The hierarchical ridge router: a reward model per candidate identity, shrunk to its kind's, shrunk to a global one,
 shrunk to the heuristic (reward = retrieval score), so it follows the heuristic until the logs say otherwise.
+
+The three levels are fitted jointly (the exact posterior mode of the Gaussian hierarchy): each identity's rows are
+folded into its kind as the evidence they give about the kind once the identity's own deviation is allowed for, and
+each kind into the global level likewise, so what one identity does differently does not leak into its kind.
 """
 
 from __future__ import annotations
@@ -27,9 +31,16 @@ def _solve(gram: np.ndarray, moment: np.ndarray, l2: np.ndarray, parent: np.ndar
 
 
 def _penalty(config: LearnerConfig, l2: float) -> np.ndarray:
-    """One level's shrinkage per column: task-word columns `task_l2_scale` times the rest."""
+    """The global or kind level's shrinkage per column: task-word columns `task_l2_scale` times the rest."""
     penalty = np.full(config.size, float(l2))
     penalty[:config.dense_start] *= config.task_l2_scale
+    return penalty
+
+
+def _identity_penalty(config: LearnerConfig, scale: float = 1.0) -> np.ndarray:
+    """The identity level's shrinkage per column: `l2_id_words` on task words, `l2_id` on the rest."""
+    penalty = np.full(config.size, config.l2_id * scale)
+    penalty[:config.dense_start] = config.l2_id_words * scale
     return penalty
 
 
@@ -58,17 +69,31 @@ def _train(stats: LearnerStats, config: LearnerConfig) -> "HierarchicalRouter":
     return HierarchicalRouter(config, global_weights, kind_weights, stats.keys.copy(), id_weights, noise_scale=scale)
 
 
+def _fold(gram: np.ndarray, moment: np.ndarray, l2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What systems (G, m) whose weights are shrunk by `l2` towards a shared parent tell about that parent, with their
+    own deviation integrated out: Gram L (G + L)^-1 G and moment L (G + L)^-1 m (batched over leading axes)."""
+    size = gram.shape[-1]
+    solved = np.linalg.solve(gram + np.diag(l2), np.concatenate([gram, moment[..., None]], axis=-1))
+    return l2[:, None] * solved[..., :size], l2 * solved[..., size]
+
+
 def _fit(stats: LearnerStats, config: LearnerConfig, scale: float):
-    """Global, kind and identity weights with every level's shrinkage multiplied by `scale`."""
+    """Global, kind and identity weights, the joint posterior mode, with every level's shrinkage times `scale`:
+    identities folded into kinds, kinds into the global level, then solved top-down."""
     kind_of_key = stats.keys // config.id_buckets
-    l2_global, l2_kind, l2_id = (_penalty(config, l2 * scale) for l2 in (config.l2_global, config.l2_kind,
-                                                                         config.l2_id))
-    global_weights = _solve(stats.gram.sum(axis=0), stats.moment.sum(axis=0), l2_global, prior_weights(config))
+    l2_global, l2_kind = (_penalty(config, l2 * scale) for l2 in (config.l2_global, config.l2_kind))
+    l2_id = _identity_penalty(config, scale)
+    kinds = np.unique(kind_of_key)  # keys are sorted, so each kind's identities are contiguous
+    id_gram, id_moment = _fold(stats.gram, stats.moment, l2_id)
+    starts = np.searchsorted(kind_of_key, kinds)
+    kind_gram = np.add.reduceat(id_gram, starts, axis=0) if len(kinds) else id_gram
+    kind_moment = np.add.reduceat(id_moment, starts, axis=0) if len(kinds) else id_moment
+    folded_gram, folded_moment = _fold(kind_gram, kind_moment, l2_kind)
+    global_weights = _solve(folded_gram.sum(axis=0), folded_moment.sum(axis=0), l2_global, prior_weights(config))
     kind_weights = np.tile(global_weights, (len(CANDIDATE_KINDS), 1))
-    for kind in np.unique(kind_of_key).tolist():
-        mask = kind_of_key == kind
-        kind_weights[kind] = _solve(stats.gram[mask].sum(axis=0), stats.moment[mask].sum(axis=0), l2_kind,
-                                    global_weights)
+    if len(kinds):
+        kind_weights[kinds] = np.linalg.solve(kind_gram + np.diag(l2_kind),
+                                              (kind_moment + l2_kind * global_weights)[..., None])[..., 0]
     # every identity's system in one batched solve
     systems = stats.gram + np.diag(l2_id)
     id_weights = np.linalg.solve(systems, (stats.moment + l2_id * kind_weights[kind_of_key])[..., None])[..., 0]
@@ -79,7 +104,7 @@ def noise_variance(stats: LearnerStats, config: LearnerConfig, fit) -> float:
     """Reward noise per unit weight: residual sum of squares over the weight left after the fitted degrees of
     freedom, from the identity fits when they leave at least half the weight free, else from the global fit."""
     global_weights, _, id_weights = fit
-    l2_id = _penalty(config, config.l2_id)
+    l2_id = _identity_penalty(config)
     fitted = np.einsum("ki,kij,kj->k", id_weights, stats.gram, id_weights)
     residual = float(np.sum(stats.square - 2 * np.einsum("ki,ki->k", id_weights, stats.moment) + fitted))
     freedom = np.trace(np.linalg.solve(stats.gram + np.diag(l2_id), stats.gram), axis1=1, axis2=2)
