@@ -1,5 +1,9 @@
 """The hierarchical ridge router: a reward model per candidate identity, shrunk to its kind's, shrunk to a global one,
 shrunk to the heuristic (reward = retrieval score), so it follows the heuristic until the logs say otherwise.
+
+The three levels are fitted jointly (the exact posterior mode of the Gaussian hierarchy): each identity's rows are
+folded into its kind as the evidence they give about the kind once the identity's own deviation is allowed for, and
+each kind into the global level likewise, so what one identity does differently does not leak into its kind.
 """
 
 from __future__ import annotations
@@ -27,9 +31,16 @@ def _solve(gram: np.ndarray, moment: np.ndarray, l2: np.ndarray, parent: np.ndar
 
 
 def _penalty(config: LearnerConfig, l2: float) -> np.ndarray:
-    """One level's shrinkage per column: task-word columns `task_l2_scale` times the rest."""
+    """The global or kind level's shrinkage per column: task-word columns `task_l2_scale` times the rest."""
     penalty = np.full(config.size, float(l2))
     penalty[:config.dense_start] *= config.task_l2_scale
+    return penalty
+
+
+def _identity_penalty(config: LearnerConfig, scale: float = 1.0) -> np.ndarray:
+    """The identity level's shrinkage per column: `l2_id_words` on task words, `l2_id` on the rest."""
+    penalty = np.full(config.size, config.l2_id * scale)
+    penalty[:config.dense_start] = config.l2_id_words * scale
     return penalty
 
 
@@ -54,35 +65,52 @@ def _train(stats: LearnerStats, config: LearnerConfig) -> "HierarchicalRouter":
     if config.noise_reference > 0 and len(stats.keys):
         first = _fit(stats, config, 1.0)
         scale = min(max(noise_variance(stats, config, first) / config.noise_reference, 0.1), 100.0)
-    global_weights, kind_weights, id_weights = _fit(stats, config, scale)
+    global_weights, kind_weights, id_weights, _ = _fit(stats, config, scale)
     return HierarchicalRouter(config, global_weights, kind_weights, stats.keys.copy(), id_weights, noise_scale=scale)
 
 
+def _fold(gram: np.ndarray, moment: np.ndarray, l2: np.ndarray):
+    """What systems (G, m) whose weights are shrunk by `l2` towards a shared parent tell about that parent, with their
+    own deviation integrated out: Gram L (G + L)^-1 G and moment L (G + L)^-1 m (batched over leading axes); and
+    (G + L)^-1 G and (G + L)^-1 m themselves, from which each system's weights follow once the parent's are known."""
+    size = gram.shape[-1]
+    solved = np.linalg.solve(gram + np.diag(l2), np.concatenate([gram, moment[..., None]], axis=-1))
+    solved_gram, solved_moment = solved[..., :size], solved[..., size]
+    return l2[:, None] * solved_gram, l2 * solved_moment, solved_gram, solved_moment
+
+
+def _under(parents: np.ndarray, solved_gram: np.ndarray, solved_moment: np.ndarray) -> np.ndarray:
+    """Weights shrunk towards `parents`, (G + L)^-1 (m + L p) = S m + p - S G p with S = (G + L)^-1."""
+    return solved_moment + parents - np.einsum("kij,kj->ki", solved_gram, parents)
+
+
 def _fit(stats: LearnerStats, config: LearnerConfig, scale: float):
-    """Global, kind and identity weights with every level's shrinkage multiplied by `scale`."""
+    """Global, kind and identity weights, the joint posterior mode, with every level's shrinkage times `scale`:
+    identities folded into kinds, kinds into the global level, then solved top-down. Also each identity's
+    (G + L)^-1 G, whose trace is the identity fit's degrees of freedom."""
     kind_of_key = stats.keys // config.id_buckets
-    l2_global, l2_kind, l2_id = (_penalty(config, l2 * scale) for l2 in (config.l2_global, config.l2_kind,
-                                                                         config.l2_id))
-    global_weights = _solve(stats.gram.sum(axis=0), stats.moment.sum(axis=0), l2_global, prior_weights(config))
+    l2_global, l2_kind = (_penalty(config, l2 * scale) for l2 in (config.l2_global, config.l2_kind))
+    kinds = np.unique(kind_of_key)  # keys are sorted, so each kind's identities are contiguous
+    id_gram, id_moment, id_solved_gram, id_solved_moment = _fold(stats.gram, stats.moment,
+                                                                 _identity_penalty(config, scale))
+    starts = np.searchsorted(kind_of_key, kinds)
+    kind_gram = np.add.reduceat(id_gram, starts, axis=0) if len(kinds) else id_gram
+    kind_moment = np.add.reduceat(id_moment, starts, axis=0) if len(kinds) else id_moment
+    folded_gram, folded_moment, kind_solved_gram, kind_solved_moment = _fold(kind_gram, kind_moment, l2_kind)
+    global_weights = _solve(folded_gram.sum(axis=0), folded_moment.sum(axis=0), l2_global, prior_weights(config))
     kind_weights = np.tile(global_weights, (len(CANDIDATE_KINDS), 1))
-    for kind in np.unique(kind_of_key).tolist():
-        mask = kind_of_key == kind
-        kind_weights[kind] = _solve(stats.gram[mask].sum(axis=0), stats.moment[mask].sum(axis=0), l2_kind,
-                                    global_weights)
-    # every identity's system in one batched solve
-    systems = stats.gram + np.diag(l2_id)
-    id_weights = np.linalg.solve(systems, (stats.moment + l2_id * kind_weights[kind_of_key])[..., None])[..., 0]
-    return global_weights, kind_weights, id_weights.reshape(len(stats.keys), config.size)
+    kind_weights[kinds] = _under(np.tile(global_weights, (len(kinds), 1)), kind_solved_gram, kind_solved_moment)
+    id_weights = _under(kind_weights[kind_of_key], id_solved_gram, id_solved_moment)
+    return global_weights, kind_weights, id_weights.reshape(len(stats.keys), config.size), id_solved_gram
 
 
 def noise_variance(stats: LearnerStats, config: LearnerConfig, fit) -> float:
     """Reward noise per unit weight: residual sum of squares over the weight left after the fitted degrees of
     freedom, from the identity fits when they leave at least half the weight free, else from the global fit."""
-    global_weights, _, id_weights = fit
-    l2_id = _penalty(config, config.l2_id)
+    global_weights, _, id_weights, id_solved_gram = fit
     fitted = np.einsum("ki,kij,kj->k", id_weights, stats.gram, id_weights)
     residual = float(np.sum(stats.square - 2 * np.einsum("ki,ki->k", id_weights, stats.moment) + fitted))
-    freedom = np.trace(np.linalg.solve(stats.gram + np.diag(l2_id), stats.gram), axis1=1, axis2=2)
+    freedom = np.trace(id_solved_gram, axis1=1, axis2=2)
     free = float(np.sum(stats.weight - stats.weight / np.maximum(stats.rows, 1) * freedom))
     total = float(stats.weight.sum())
     if free >= 0.5 * total:
