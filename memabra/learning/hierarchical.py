@@ -8,13 +8,13 @@ from bisect import bisect_right
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from memabra.learning.learner_stats import LearnerStats
 from memabra.learning.pair_features import (
     DENSE_NAMES, KIND_INDEX, LearnerConfig, hint_of, identity_key, name_tokens, numeric, task_features,
 )
 from memabra.learning.routers import ScoringRouter
+from memabra.learning.threads import single_threaded_blas
 from memabra.models import CANDIDATE_KINDS, Candidate, Decision, Task
 
 ROUTER_KIND = "hierarchical_ridge"
@@ -45,21 +45,22 @@ def train(stats: LearnerStats, config: LearnerConfig | None = None) -> "Hierarch
     config = config or stats.config
     if config.statistics_signature() != stats.config.statistics_signature():
         raise ValueError("the statistics were built with other feature settings than the training configuration")
-    with threadpool_limits(limits=1, user_api="blas"):  # small systems: extra BLAS threads only spin (3x slower)
+    with single_threaded_blas():  # small systems: extra BLAS threads only spin (3x slower)
         return _train(stats, config)
 
 
 def _train(stats: LearnerStats, config: LearnerConfig) -> "HierarchicalRouter":
     scale = 1.0
     if config.noise_reference > 0 and len(stats.keys):
-        first = _fit(stats, config, 1.0)
-        scale = min(max(noise_variance(stats, config, first) / config.noise_reference, 0.1), 100.0)
+        *first, freedom = _fit(stats, config, 1.0, with_freedom=True)
+        scale = min(max(noise_variance(stats, config, first, freedom) / config.noise_reference, 0.1), 100.0)
     global_weights, kind_weights, id_weights = _fit(stats, config, scale)
     return HierarchicalRouter(config, global_weights, kind_weights, stats.keys.copy(), id_weights, noise_scale=scale)
 
 
-def _fit(stats: LearnerStats, config: LearnerConfig, scale: float):
-    """Global, kind and identity weights with every level's shrinkage multiplied by `scale`."""
+def _fit(stats: LearnerStats, config: LearnerConfig, scale: float, with_freedom: bool = False):
+    """Global, kind and identity weights with every level's shrinkage multiplied by `scale` (and, when asked, each
+    identity's fitted degrees of freedom)."""
     kind_of_key = stats.keys // config.id_buckets
     l2_global, l2_kind, l2_id = (_penalty(config, l2 * scale) for l2 in (config.l2_global, config.l2_kind,
                                                                          config.l2_id))
@@ -69,20 +70,39 @@ def _fit(stats: LearnerStats, config: LearnerConfig, scale: float):
         mask = kind_of_key == kind
         kind_weights[kind] = _solve(stats.gram[mask].sum(axis=0), stats.moment[mask].sum(axis=0), l2_kind,
                                     global_weights)
-    # every identity's system in one batched solve
-    systems = stats.gram + np.diag(l2_id)
-    id_weights = np.linalg.solve(systems, (stats.moment + l2_id * kind_weights[kind_of_key])[..., None])[..., 0]
-    return global_weights, kind_weights, id_weights.reshape(len(stats.keys), config.size)
+    id_weights, freedom = _identity_solve(stats.gram, stats.moment + l2_id * kind_weights[kind_of_key], l2_id,
+                                          with_freedom)
+    return (global_weights, kind_weights, id_weights) + ((freedom,) if with_freedom else ())
 
 
-def noise_variance(stats: LearnerStats, config: LearnerConfig, fit) -> float:
+def _identity_solve(gram: np.ndarray, rhs: np.ndarray, l2: np.ndarray,
+                    with_freedom: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each identity's weights (G + diag(l2))^-1 rhs and, when asked, trace((G + diag(l2))^-1 G), its fitted degrees
+    of freedom. Solved over the columns its rows touch: the others decouple exactly (weight rhs / l2, no share of
+    the trace), and an identity seldom touches every task word, so the systems are a fraction of the size."""
+    weights, freedom = rhs / l2, np.zeros(len(gram))
+    nonzero = gram != 0
+    for at, touched in enumerate(nonzero.any(axis=2) | nonzero.any(axis=1)):
+        used = np.flatnonzero(touched)
+        if not len(used):
+            continue
+        part = gram[at][np.ix_(used, used)]
+        system = part + np.diag(l2[used])
+        if with_freedom:
+            solved = np.linalg.solve(system, np.column_stack([rhs[at, used], part]))
+            weights[at, used], freedom[at] = solved[:, 0], np.trace(solved[:, 1:])
+        else:
+            weights[at, used] = np.linalg.solve(system, rhs[at, used])
+    return weights, freedom
+
+
+def noise_variance(stats: LearnerStats, config: LearnerConfig, fit, freedom: np.ndarray) -> float:
     """Reward noise per unit weight: residual sum of squares over the weight left after the fitted degrees of
-    freedom, from the identity fits when they leave at least half the weight free, else from the global fit."""
+    freedom (`freedom`, per identity, as `_fit` gives them at scale 1), from the identity fits when they leave at
+    least half the weight free, else from the global fit."""
     global_weights, _, id_weights = fit
-    l2_id = _penalty(config, config.l2_id)
     fitted = np.einsum("ki,kij,kj->k", id_weights, stats.gram, id_weights)
     residual = float(np.sum(stats.square - 2 * np.einsum("ki,ki->k", id_weights, stats.moment) + fitted))
-    freedom = np.trace(np.linalg.solve(stats.gram + np.diag(l2_id), stats.gram), axis1=1, axis2=2)
     free = float(np.sum(stats.weight - stats.weight / np.maximum(stats.rows, 1) * freedom))
     total = float(stats.weight.sum())
     if free >= 0.5 * total:

@@ -13,12 +13,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from threadpoolctl import threadpool_limits
-
 from memabra.learning.pair_features import (
     DENSE_NAMES, LearnerConfig, identity_key, name_tokens, numeric, task_features,
 )
 from memabra.learning.stats_columns import BatchColumns, value_columns
+from memabra.learning.threads import single_threaded_blas
 
 _TEXT_TYPES = {str, type(None)}
 _NUMBER_TYPES = {int, float, type(None)}
@@ -133,7 +132,7 @@ def _identities(columns: BatchColumns, config: LearnerConfig) -> tuple[np.ndarra
 def accumulate(columns: BatchColumns, config: LearnerConfig, factors: np.ndarray | None = None):
     """Per identity bucket (sorted keys): G, m, weight sum, sum w r^2 and row count of the batch's rows, each row
     weighted by its clipped inverse propensity times `factors`."""
-    with threadpool_limits(limits=1, user_api="blas"):  # small products: extra BLAS threads only spin
+    with single_threaded_blas():  # small products: extra BLAS threads only spin
         return _accumulate(columns, config, factors)
 
 
