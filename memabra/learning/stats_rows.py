@@ -9,6 +9,7 @@ result equals the row-by-row sums up to floating-point rounding.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ _NUMBER_TYPES = {int, float, type(None)}
 _FEATURE_CACHE: dict[tuple, dict] = {}
 """Task features by the key rows are grouped on, per feature setting: segments of one store share most texts."""
 _FEATURE_CACHE_LIMIT = 100_000
+_INDICES, _VALUE = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def _first_rows(keys, count: int) -> np.ndarray:
@@ -145,23 +147,28 @@ def _accumulate(columns: BatchColumns, config: LearnerConfig, factors: np.ndarra
     slots = len(keys)
 
     # the word rows of every distinct task, and the rows' sums per (bucket, task) pair
-    lengths = np.array([len(indices) for indices, _, _ in features], dtype=np.int64)
+    lengths = np.fromiter(map(len, map(_INDICES, features)), dtype=np.int64, count=len(features))
     word_matrix = np.zeros((len(features), buckets))
     word_matrix[np.repeat(np.arange(len(features)), lengths),
-                np.array([index for indices, _, _ in features for index in indices], dtype=np.int64)] = \
-        np.repeat(np.array([value for _, value, _ in features]), lengths)
+                np.fromiter(itertools.chain.from_iterable(map(_INDICES, features)), dtype=np.int64,
+                            count=int(lengths.sum()))] = \
+        np.repeat(np.fromiter(map(_VALUE, features), dtype=np.float64, count=len(features)), lengths)
     pairs, pair_of_row = np.unique(slot * len(features) + feature_ids, return_inverse=True)
     pair_of_row, pair_count = pair_of_row.reshape(-1), len(pairs)
     pair_start = np.searchsorted(pairs // len(features), np.arange(slots + 1))
     pair_words = word_matrix[pairs % len(features)]
-    multipliers = [np.ones(len(weight))] + ([columns.scores] if config.score_cross else [])
-    blocks = [(first * buckets, weight * multiplier) for first, multiplier in enumerate(multipliers)]
+    multipliers = [None] + ([columns.scores] if config.score_cross else [])
+    blocks = [(first * buckets, weight if multiplier is None else weight * multiplier)
+              for first, multiplier in enumerate(multipliers)]
 
     def pair_sum(values: np.ndarray) -> np.ndarray:
         return np.bincount(pair_of_row, values, pair_count)
 
-    pair_weight = {(left, right): pair_sum(row_weight * multiplier)
+    pair_weight = {(left, right): pair_sum(row_weight if multiplier is None else row_weight * multiplier)
                    for left, row_weight in blocks for right, multiplier in zip((b for b, _ in blocks), multipliers)}
+    # a diagonal block with weight sums >= 0 is Y^T Y with Y = words * sqrt(sum): half the work of X^T X (syrk)
+    rooted = {pair: pair_words * np.sqrt(sums)[:, None] for pair, sums in pair_weight.items()
+              if pair[0] == pair[1] and sums.min(initial=0.0) >= 0}
     pair_dense = {left: np.stack([pair_sum(row_weight * column) for column in dense.T], axis=1)
                   for left, row_weight in blocks}
     pair_reward = {left: pair_sum(row_weight * reward) for left, row_weight in blocks}
@@ -178,7 +185,11 @@ def _accumulate(columns: BatchColumns, config: LearnerConfig, factors: np.ndarra
         gram[at, base:, base:] = weighted_sorted[rows].T @ dense_sorted[rows]
         moment[at, base:] = weighted_sorted[rows].T @ reward_sorted[rows]
         for (left, right), sums in pair_weight.items():
-            gram[at, left:left + buckets, right:right + buckets] = (words * sums[part, None]).T @ words
+            if (left, right) in rooted:
+                scaled = rooted[left, right][part]
+                gram[at, left:left + buckets, right:right + buckets] = scaled.T @ scaled
+            else:
+                gram[at, left:left + buckets, right:right + buckets] = (words * sums[part, None]).T @ words
         for left, sums in pair_dense.items():
             cross = words.T @ sums[part]
             gram[at, left:left + buckets, base:] = cross
