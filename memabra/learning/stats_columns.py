@@ -72,9 +72,10 @@ def _columns(rows: list[tuple], offered_scores: list[float], count: int) -> Batc
         raise ValueError("a trajectory's chosen candidate must be one of its candidates; validate it first")
     (texts, metadata, words, metadata_values, kinds, names, hints, payload_values, rewards, propensities,
      chosen_score, offered) = zip(*rows)
-    scores, offered = np.array(offered_scores, dtype=np.float64), np.array(offered, dtype=np.int64)
+    scores = np.fromiter(offered_scores, dtype=np.float64, count=len(offered_scores))
+    offered = np.fromiter(offered, dtype=np.int64, count=count)
     starts = np.cumsum(offered) - offered
-    chosen_score = np.array(chosen_score, dtype=np.float64)
+    chosen_score = np.fromiter(chosen_score, dtype=np.float64, count=count)
     return BatchColumns(texts, metadata, words, metadata_values, kinds, names, hints, payload_values, rewards,
                         propensities, chosen_score, np.maximum.reduceat(scores, starts),
                         np.add.reduceat(scores > np.repeat(chosen_score, offered), starts), offered)

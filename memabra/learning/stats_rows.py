@@ -22,10 +22,13 @@ from memabra.learning.threads import single_threaded_blas
 
 _TEXT_TYPES = {str, type(None)}
 _NUMBER_TYPES = {int, float, type(None)}
+_NONE_TYPE, _FLOAT_TYPE = {type(None)}, {float}
 _FEATURE_CACHE: dict[tuple, dict] = {}
 """Task features by the key rows are grouped on, per feature setting: segments of one store share most texts."""
 _FEATURE_CACHE_LIMIT = 100_000
 _INDICES, _VALUE = operator.itemgetter(0), operator.itemgetter(1)
+_OVERLAPS: dict[tuple[frozenset, frozenset], float] = {}
+"""Name-token share by (name tokens, task tokens)."""
 
 
 def _first_rows(keys, count: int) -> np.ndarray:
@@ -37,20 +40,21 @@ def _first_rows(keys, count: int) -> np.ndarray:
 def _task_rows(columns: BatchColumns, config: LearnerConfig) -> tuple[np.ndarray, list]:
     """Each row's task-feature id (rows with equal text and metadata words share one) and each id's features."""
     texts, count, word_count = columns.texts, len(columns.texts), len(config.metadata_words)
+    words = columns.word_values
     if not word_count:
         mode, keys = "text", texts
     else:
-        words = columns.word_values
-        word_columns = value_columns(words, word_count)
+        values = itertools.chain.from_iterable(words) if word_count > 1 else words
         # True, 1 and 1.0 are equal keys but different words: tell them apart by type when such values occur
-        if any(not set(map(type, column)) <= _TEXT_TYPES for column in word_columns):
-            mode, keys = "typed", list(zip(texts, words, *(map(type, column) for column in word_columns)))
+        if not set(map(type, values)) <= _TEXT_TYPES:
+            mode, keys = "typed", list(zip(texts, words, *(map(type, column)
+                                                          for column in value_columns(words, word_count))))
         else:
-            mode, keys = "words", list(zip(texts, words))
+            mode, keys = "words", None  # (text, words) pairs, made again for the first rows only
     try:
-        first_of_row = _first_rows(keys, count)
+        first_of_row = _first_rows(zip(texts, words) if keys is None else keys, count)
     except TypeError:  # an unhashable metadata value: key on its text form, task_features ignores it anyway
-        mode, keys = "repr", list(zip(texts, map(repr, columns.word_values)))
+        mode, keys = "repr", list(zip(texts, map(repr, words)))
         first_of_row = _first_rows(keys, count)
     first_rows, feature_ids = np.unique(first_of_row, return_inverse=True)
     cache = _FEATURE_CACHE.setdefault((config.task_buckets, config.metadata_words, mode), {})
@@ -58,9 +62,10 @@ def _task_rows(columns: BatchColumns, config: LearnerConfig) -> tuple[np.ndarray
         cache.clear()
     features, metadata = [], columns.metadata
     for row in first_rows.tolist():
-        found = cache.get(keys[row])
+        key = (texts[row], words[row]) if keys is None else keys[row]
+        found = cache.get(key)
         if found is None:
-            found = cache[keys[row]] = task_features(texts[row], metadata[row], config)
+            found = cache[key] = task_features(texts[row], metadata[row], config)
         features.append(found)
     return feature_ids.reshape(-1), features
 
@@ -69,18 +74,28 @@ def _overlaps(identity_of_row: np.ndarray, name_sets: list[frozenset[str]], feat
               features: list) -> np.ndarray:
     """Per row, the share of the chosen candidate's name tokens that occur in the task text."""
     pairs, pair_of_row = np.unique(identity_of_row * len(features) + feature_ids, return_inverse=True)
-    shares = []
-    for identity, feature in zip(*np.divmod(pairs, len(features))):
-        words = name_sets[identity]
-        shares.append(len(words & features[feature][2]) / len(words) if words else 0.0)
+    shares, known = [], _OVERLAPS
+    if len(known) > _FEATURE_CACHE_LIMIT:
+        known.clear()
+    for identity, feature in zip(*(part.tolist() for part in np.divmod(pairs, len(features)))):
+        key = name_sets[identity], features[feature][2]
+        share = known.get(key)
+        if share is None:
+            words = key[0]
+            share = known[key] = len(words & key[1]) / len(words) if words else 0.0
+        shares.append(share)
     return np.array(shares)[pair_of_row.reshape(-1)]
 
 
 def _numbers(values: Sequence) -> np.ndarray:
     """Raw values as `numeric` reads them: a finite number (not a bool) as a float, anything else 0."""
-    if set(map(type, values)) <= _NUMBER_TYPES:
+    types = set(map(type, values))
+    if types <= _NUMBER_TYPES:
+        if types == _NONE_TYPE:
+            return np.zeros(len(values))
         try:
-            numbers = np.array([value or 0.0 for value in values], dtype=np.float64)
+            numbers = np.fromiter(values if types == _FLOAT_TYPE else [value or 0.0 for value in values],
+                                  dtype=np.float64, count=len(values))
         except OverflowError:
             pass
         else:
@@ -111,7 +126,9 @@ def dense_columns(columns: BatchColumns, config: LearnerConfig, overlaps: np.nda
 def _row_weights(columns: BatchColumns, config: LearnerConfig, factors: np.ndarray | None) -> np.ndarray:
     """Each row's weight: min(1/propensity, max_importance_weight) ** importance_power (1 without a propensity),
     times its decay factor."""
-    propensity = np.array([value or 0.0 for value in columns.propensities], dtype=np.float64)
+    propensities = columns.propensities
+    propensity = np.fromiter(propensities if set(map(type, propensities)) == _FLOAT_TYPE
+                             else [value or 0.0 for value in propensities], dtype=np.float64, count=len(propensities))
     inverse = np.divide(1.0, propensity, out=np.ones_like(propensity), where=propensity > 0)
     weight = np.minimum(inverse, config.max_importance_weight) ** config.importance_power
     return weight if factors is None else weight * np.asarray(factors, dtype=np.float64)
@@ -143,7 +160,8 @@ def _accumulate(columns: BatchColumns, config: LearnerConfig, factors: np.ndarra
     feature_ids, features = _task_rows(columns, config)
     keys, slot, identity_of_row, name_sets = _identities(columns, config)
     dense = dense_columns(columns, config, _overlaps(identity_of_row, name_sets, feature_ids, features))
-    weight, reward = _row_weights(columns, config, factors), np.array(columns.rewards, dtype=np.float64)
+    weight = _row_weights(columns, config, factors)
+    reward = np.fromiter(columns.rewards, dtype=np.float64, count=len(columns.rewards))
     slots = len(keys)
 
     # the word rows of every distinct task, and the rows' sums per (bucket, task) pair
