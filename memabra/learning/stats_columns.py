@@ -13,7 +13,7 @@ from operator import attrgetter, itemgetter
 import numpy as np
 
 from memabra.learning.pair_features import LearnerConfig
-from memabra.models import Trajectory
+from memabra.models import CandidateKind, Trajectory
 
 
 @dataclass
@@ -139,7 +139,10 @@ def _document_columns(documents: Sequence[dict], config: LearnerConfig) -> Batch
 _TRAJECTORY_PARTS = attrgetter("task", "decision", "candidates", "outcome")
 _MODEL_TASK_PARTS = attrgetter("text", "metadata")
 _MODEL_DECISION_PARTS = attrgetter("chosen_candidate_id", "propensity")
-_MODEL_CHOSEN_PARTS = attrgetter("kind.value", "name", "payload", "score")
+_MODEL_CHOSEN_PARTS = attrgetter("kind" if all(kind.name == kind.value for kind in CandidateKind) else "kind.value",
+                                 "name", "payload", "score")
+"""The kind as the model holds it when that is a str enum member equal to its value and hashed like it (an enum
+member hashes its name): `.value` is a Python-level property, the slowest read of the pass."""
 _MODEL_SCORE = attrgetter("score")
 
 
