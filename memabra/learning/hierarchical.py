@@ -50,28 +50,36 @@ def train(stats: LearnerStats, config: LearnerConfig | None = None) -> "Hierarch
 
 
 def _train(stats: LearnerStats, config: LearnerConfig) -> "HierarchicalRouter":
-    scale = 1.0
+    scale, sums = 1.0, _level_sums(stats, config)
     if config.noise_reference > 0 and len(stats.keys):
-        *first, freedom = _fit(stats, config, 1.0, with_freedom=True)
+        *first, freedom = _fit(stats, config, 1.0, sums, with_freedom=True)
         scale = min(max(noise_variance(stats, config, first, freedom) / config.noise_reference, 0.1), 100.0)
-    global_weights, kind_weights, id_weights = _fit(stats, config, scale)
+    global_weights, kind_weights, id_weights = _fit(stats, config, scale, sums)
     return HierarchicalRouter(config, global_weights, kind_weights, stats.keys.copy(), id_weights, noise_scale=scale)
 
 
-def _fit(stats: LearnerStats, config: LearnerConfig, scale: float, with_freedom: bool = False):
-    """Global, kind and identity weights with every level's shrinkage multiplied by `scale` (and, when asked, each
-    identity's fitted degrees of freedom)."""
+def _level_sums(stats: LearnerStats, config: LearnerConfig):
+    """The global system (G, m) and each logged kind's (kinds, G per kind, m per kind): sums of identity systems."""
     kind_of_key = stats.keys // config.id_buckets
+    kinds, starts = np.unique(kind_of_key, return_index=True)  # keys are sorted, so each kind's are contiguous
+    if not len(kinds):
+        return stats.gram.sum(axis=0), stats.moment.sum(axis=0), kinds, stats.gram[:0], stats.moment[:0]
+    kind_gram, kind_moment = np.add.reduceat(stats.gram, starts), np.add.reduceat(stats.moment, starts)
+    return kind_gram.sum(axis=0), kind_moment.sum(axis=0), kinds, kind_gram, kind_moment
+
+
+def _fit(stats: LearnerStats, config: LearnerConfig, scale: float, sums, with_freedom: bool = False):
+    """Global, kind and identity weights with every level's shrinkage multiplied by `scale` (and, when asked, each
+    identity's fitted degrees of freedom); `sums` are the `_level_sums` of `stats`."""
+    global_gram, global_moment, kinds, kind_gram, kind_moment = sums
     l2_global, l2_kind, l2_id = (_penalty(config, l2 * scale) for l2 in (config.l2_global, config.l2_kind,
                                                                          config.l2_id))
-    global_weights = _solve(stats.gram.sum(axis=0), stats.moment.sum(axis=0), l2_global, prior_weights(config))
+    global_weights = _solve(global_gram, global_moment, l2_global, prior_weights(config))
     kind_weights = np.tile(global_weights, (len(CANDIDATE_KINDS), 1))
-    for kind in np.unique(kind_of_key).tolist():
-        mask = kind_of_key == kind
-        kind_weights[kind] = _solve(stats.gram[mask].sum(axis=0), stats.moment[mask].sum(axis=0), l2_kind,
-                                    global_weights)
-    id_weights, freedom = _identity_solve(stats.gram, stats.moment + l2_id * kind_weights[kind_of_key], l2_id,
-                                          with_freedom)
+    for kind, gram, moment in zip(kinds.tolist(), kind_gram, kind_moment):
+        kind_weights[kind] = _solve(gram, moment, l2_kind, global_weights)
+    parent = kind_weights[stats.keys // config.id_buckets]
+    id_weights, freedom = _identity_solve(stats.gram, stats.moment + l2_id * parent, l2_id, with_freedom)
     return (global_weights, kind_weights, id_weights) + ((freedom,) if with_freedom else ())
 
 
