@@ -66,12 +66,17 @@ def value_columns(values: Sequence, count: int) -> list[Sequence]:
     return [values] if count == 1 else list(zip(*values))
 
 
-def _columns(rows: list[tuple], offered_scores: list[float], count: int) -> BatchColumns:
-    """Columns from per-row tuples and the flat list of every offered score."""
-    if len(rows) != count:
+_ROW_VALUES = 12
+"""Values the read pass appends per row (text, metadata, words, metadata values, kind, name, hint, payload values,
+reward, propensity, chosen score, offered count): rows go into one flat list, no tuple kept per row."""
+
+
+def _columns(rows: list, offered_scores: list[float], count: int) -> BatchColumns:
+    """Columns from the flat list of every row's values and the flat list of every offered score."""
+    if len(rows) != count * _ROW_VALUES:
         raise ValueError("a trajectory's chosen candidate must be one of its candidates; validate it first")
     (texts, metadata, words, metadata_values, kinds, names, hints, payload_values, rewards, propensities,
-     chosen_score, offered) = zip(*rows)
+     chosen_score, offered) = (rows[start::_ROW_VALUES] for start in range(_ROW_VALUES))
     scores = np.fromiter(offered_scores, dtype=np.float64, count=len(offered_scores))
     offered = np.fromiter(offered, dtype=np.int64, count=count)
     starts = np.cumsum(offered) - offered
@@ -108,7 +113,7 @@ def _document_columns(documents: Sequence[dict], config: LearnerConfig) -> Batch
     word_keys, metadata_keys, payload_keys = config.metadata_words, config.metadata_features, config.payload_features
     read_words, read_metadata, read_payload = _reader(word_keys), _reader(metadata_keys), _reader(payload_keys)
     rows, offered_scores = [], []
-    add_row, add_scores = rows.append, offered_scores.extend
+    add_row, add_scores = rows.extend, offered_scores.extend
     for task, decision, offer, outcome in map(_DOCUMENT_PARTS, documents):
         chosen_id, propensity = _DECISION_PARTS(decision)
         for chosen in offer:
@@ -151,7 +156,7 @@ def columns_of_trajectories(trajectories: Sequence[Trajectory], config: LearnerC
     word_keys, metadata_keys, payload_keys = config.metadata_words, config.metadata_features, config.payload_features
     read_words, read_metadata, read_payload = _reader(word_keys), _reader(metadata_keys), _reader(payload_keys)
     rows, offered_scores = [], []
-    add_row, add_scores = rows.append, offered_scores.extend
+    add_row, add_scores = rows.extend, offered_scores.extend
     for task, decision, offer, outcome in map(_TRAJECTORY_PARTS, trajectories):
         chosen_id, propensity = _MODEL_DECISION_PARTS(decision)
         for chosen in offer:
