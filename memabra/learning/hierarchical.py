@@ -12,13 +12,13 @@ from bisect import bisect_right
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from memabra.learning.learner_stats import LearnerStats
 from memabra.learning.pair_features import (
     DENSE_NAMES, KIND_INDEX, LearnerConfig, hint_of, identity_key, name_tokens, numeric, task_features,
 )
 from memabra.learning.routers import ScoringRouter
+from memabra.learning.threads import single_threaded_blas
 from memabra.models import CANDIDATE_KINDS, Candidate, Decision, Task
 
 ROUTER_KIND = "hierarchical_ridge"
@@ -56,7 +56,7 @@ def train(stats: LearnerStats, config: LearnerConfig | None = None) -> "Hierarch
     config = config or stats.config
     if config.statistics_signature() != stats.config.statistics_signature():
         raise ValueError("the statistics were built with other feature settings than the training configuration")
-    with threadpool_limits(limits=1, user_api="blas"):  # small systems: extra BLAS threads only spin (3x slower)
+    with single_threaded_blas():  # small systems: extra BLAS threads only spin (3x slower)
         return _train(stats, config)
 
 
@@ -71,11 +71,19 @@ def _train(stats: LearnerStats, config: LearnerConfig) -> "HierarchicalRouter":
 
 def _fold(gram: np.ndarray, moment: np.ndarray, l2: np.ndarray):
     """What systems (G, m) whose weights are shrunk by `l2` towards a shared parent tell about that parent, with their
-    own deviation integrated out: Gram L (G + L)^-1 G and moment L (G + L)^-1 m (batched over leading axes); and
-    (G + L)^-1 G and (G + L)^-1 m themselves, from which each system's weights follow once the parent's are known."""
-    size = gram.shape[-1]
-    solved = np.linalg.solve(gram + np.diag(l2), np.concatenate([gram, moment[..., None]], axis=-1))
-    solved_gram, solved_moment = solved[..., :size], solved[..., size]
+    own deviation integrated out: Gram L (G + L)^-1 G and moment L (G + L)^-1 m (over the first axis); and
+    (G + L)^-1 G and (G + L)^-1 m themselves, from which each system's weights follow once the parent's are known.
+    Each system is solved over the columns its rows touch: the others decouple exactly and contribute nothing."""
+    solved_gram, solved_moment = np.zeros_like(gram), np.zeros_like(moment)
+    nonzero = gram != 0
+    for at, touched in enumerate(nonzero.any(axis=2) | nonzero.any(axis=1)):
+        used = np.flatnonzero(touched)
+        if not len(used):
+            continue
+        block = np.ix_(used, used)
+        part = gram[at][block]
+        solved = np.linalg.solve(part + np.diag(l2[used]), np.column_stack([part, moment[at, used]]))
+        solved_gram[at][block], solved_moment[at, used] = solved[:, :-1], solved[:, -1]
     return l2[:, None] * solved_gram, l2 * solved_moment, solved_gram, solved_moment
 
 

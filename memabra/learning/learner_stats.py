@@ -14,7 +14,8 @@ import numpy as np
 import orjson
 
 from memabra.learning.pair_features import KIND_INDEX, LearnerConfig
-from memabra.learning.stats_rows import BatchColumns, accumulate, columns_of_documents, columns_of_trajectories
+from memabra.learning.stats_columns import BatchColumns, columns_of_documents, columns_of_trajectories
+from memabra.learning.stats_rows import accumulate
 from memabra.models import CANDIDATE_KINDS, Trajectory
 from memabra.storage.trajectories import gc_paused
 
