@@ -220,3 +220,24 @@ def test_the_effective_sample_size_is_kish_s_formula():
     assert offpolicy.effective_sample_size([1.0, 1.0, 2.0]) == pytest.approx(16 / 6)
     assert offpolicy.effective_sample_size([0.5]) == pytest.approx(1.0)
     assert offpolicy.effective_sample_size([0.0, 0.0]) == 0.0
+
+
+def test_whole_number_propensities_in_plain_documents_weigh_like_floats():
+    from memabra.learning.learner_stats import LearnerStatsBuilder
+
+    documents = []
+    for propensity, text in ((1, "sure"), (1, "also sure")):
+        document = trajectory_doc(reward=1.0)
+        document["task"]["text"] = text
+        document["decision"] = {"chosen_candidate_id": "direct:answer", "propensity": propensity}
+        documents.append(document)
+    stats = LearnerStatsBuilder(UNDECAYED).stats_of_documents(documents)
+    assert weight_and_weighted_reward(stats) == (pytest.approx(2.0), pytest.approx(2.0))
+
+
+def test_decay_factors_halve_per_half_life_of_newer_trajectories():
+    from memabra.learning.learner_stats import decay_factors
+
+    assert decay_factors([10, 20, 40], half_life=20.0) == pytest.approx([0.5 ** 3, 0.5 ** 2, 1.0])
+    assert decay_factors([5], half_life=1.0) == [1.0]
+    assert decay_factors([], half_life=3.0) == []
