@@ -51,6 +51,10 @@ _CANNOT_FAIL_NONE = "None is falsy like False: the step after the rename still c
 _TEMP_EXISTS = ("the temp file exists until this unlink (nothing else removes a live writer's temp file), so "
                 "missing_ok is never consulted")
 EQUIVALENT: dict[str, str] = {
+    "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_14":
+        "open_regular's default mode is the same 0o644 the call passes",
+    "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_50":
+        "truncating to 1 byte instead of 0 before writing the ~90-byte holder record at offset 0 leaves the same file",
     "memabra.storage.lock.x_lock_holder__mutmut_21":
         "the holder record is under 200 bytes, so reading 4,097 bytes instead of 4,096 reads the same record",
     "memabra.ingest.xǁ_FileImportǁflush__mutmut_4":
