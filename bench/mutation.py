@@ -54,6 +54,9 @@ mutant under test too (bench/mutmut_driver.py maps them; mutmut sees in-process 
 _ANY_OTHER_SOURCE = ("any bound source other than 'benchmark' reads the doubly robust interval and its reason, so a "
                      "misspelt 'doubly_robust' selects the same")
 _CANNOT_FAIL_NONE = "None is falsy like False: the step after the rename still cannot fail"
+_LABEL_UNUSED = "the file label given to validate_trajectories is not used: ingest reports its own file name per line"
+_PER_LINE = ("the bulk call then fails and every line is validated alone, which gives the same valid trajectories and "
+             "refusals (only slower)")
 _TEMP_EXISTS = ("the temp file exists until this unlink (nothing else removes a live writer's temp file), so "
                 "missing_ok is never consulted")
 EQUIVALENT: dict[str, str] = {
@@ -63,10 +66,24 @@ EQUIVALENT: dict[str, str] = {
         "truncating to 1 byte instead of 0 before writing the ~90-byte holder record at offset 0 leaves the same file",
     "memabra.storage.lock.x_lock_holder__mutmut_21":
         "the holder record is under 200 bytes, so reading 4,097 bytes instead of 4,096 reads the same record",
-    "memabra.ingest.xǁ_FileImportǁflush__mutmut_4":
-        "the file label given to validate_trajectories is not used: ingest reports its own file name per line",
-    "memabra.ingest.xǁ_FileImportǁflush__mutmut_6":
-        "the file label given to validate_trajectories is not used: ingest reports its own file name per line",
+    "memabra.ingest.xǁ_FileImportǁflush__mutmut_4": _LABEL_UNUSED,
+    "memabra.ingest.xǁ_FileImportǁflush__mutmut_6": _LABEL_UNUSED,
+    "memabra.ingest.xǁ_FileImportǁflush__mutmut_10": _LABEL_UNUSED,
+    "memabra.ingest.x__validate_one__mutmut_2": _LABEL_UNUSED,
+    "memabra.ingest.x__validate_one__mutmut_4": _LABEL_UNUSED,
+    "memabra.ingest.x__validate_one__mutmut_5":
+        "the file name on a refusal is not read: ingest reports its own file name per line",
+    "memabra.ingest.xǁ_FileImportǁflush__mutmut_3": _PER_LINE,
+    "memabra.ingest.xǁ_FileImportǁflush__mutmut_5": _PER_LINE,
+    "memabra.ingest.x_ingest_lines__mutmut_8":
+        "ingest_lines feeds the lines itself: the importer's path is read only when it opens a file (run)",
+    "memabra.ingest.x_ingest_lines__mutmut_28":
+        "flushing one line later only makes a batch one line longer: duplicates in an unflushed batch are caught "
+        "when it is stored, so the counts, refusals and stored trajectories are the same",
+    "memabra.ingest.x_ingest_trajectories__mutmut_46":
+        "globbing inside a file finds nothing, so a file's skipped list is empty either way",
+    "memabra.ingest.x_stored_trajectory_ids__mutmut_5":
+        "reading a segment's cached ids never consults the learner (it is used only for cached statistics)",
     "memabra.ingest.x_stored_trajectory_ids__mutmut_9":
         "without the cached summaries the same ids are read from the segments themselves (only slower)",
     "memabra.ingest.x_stored_trajectory_ids__mutmut_10":

@@ -80,11 +80,13 @@ def nested_doc(depth: int) -> dict:
 
 def test_a_line_without_an_id_nested_past_the_limit_is_refused_and_one_at_the_limit_is_stored(tmp_path):
     log = tmp_path / "agent.jsonl"
-    write(log, [nested_doc(MAX_NESTING_DEPTH), nested_doc(MAX_NESTING_DEPTH + 1)])
+    too_deep = b'{"task": ' + b'{"a": ' * 300 + b"1" + b"}" * 301  # deeper than a content id can be computed for
+    write(log, [nested_doc(MAX_NESTING_DEPTH), nested_doc(MAX_NESTING_DEPTH + 1), too_deep])
     result = ingest.ingest_trajectories(tmp_path / "store", log)
     assert result["stored_count"] == 1
-    assert result["invalid"] == [{"file": str(log), "line": 2, "field": "document",
-                                  "error": f"nested deeper than {MAX_NESTING_DEPTH} levels of objects and arrays"}]
+    refused = f"nested deeper than {MAX_NESTING_DEPTH} levels of objects and arrays"
+    assert result["invalid"] == [{"file": str(log), "line": 2, "field": "document", "error": refused},
+                                 {"file": str(log), "line": 3, "field": "document", "error": refused}]
 
 
 def test_when_the_bulk_validation_cannot_place_a_document_each_line_is_validated_alone(tmp_path, monkeypatch):
@@ -145,9 +147,11 @@ def test_lines_given_as_bytes_are_imported_through_the_writer(tmp_path, monkeypa
     lines = [orjson.dumps(trajectory_doc(index)) for index in (1, 2, 3)] + [b"", b"{bad", orjson.dumps(trajectory_doc(4))]
     with TrajectoryWriter(tmp_path / "store") as writer:
         result = ingest.ingest_lines(lines, writer, known, "request")
+        unnamed = ingest.ingest_lines([b"{bad"], writer, set())
     assert {key: result[key] for key in ("file_count", "line_count", "stored_count", "duplicate_count",
                                          "invalid_count")} == {
         "file_count": 1, "line_count": 5, "stored_count": 3, "duplicate_count": 1, "invalid_count": 1}
     assert [(bad["file"], bad["line"], bad["field"]) for bad in result["invalid"]] == [("request", 5, "document")]
     assert known == {"run-00001", "run-00002", "run-00003", "run-00004"}
+    assert unnamed["files"][0]["file"] == "<lines>" and unnamed["invalid"][0]["file"] == "<lines>"
     assert stored_ids(tmp_path / "store") == ["run-00001", "run-00003", "run-00004"]
