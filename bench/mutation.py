@@ -57,6 +57,18 @@ _CANNOT_FAIL_NONE = "None is falsy like False: the step after the rename still c
 _LABEL_UNUSED = "the file label given to validate_trajectories is not used: ingest reports its own file name per line"
 _PER_LINE = ("the bulk call then fails and every line is validated alone, which gives the same valid trajectories and "
              "refusals (only slower)")
+_FLOAT_CALLERS = "both callers pass float64 values (sums and matrix products of float64 arrays)"
+_INT_REWARDS = ("validated rewards are numbers within +-1e6: an integer array gives the same float products and sums "
+                "as a float64 one")
+_ONE_D = "np.unique's inverse is one-dimensional already; numpy 2.4 leaves it as it is for reshape(None) and (-2)"
+_EXTRA_START = "the extra trailing start is never read: bucket `at` reads starts at and at + 1 only"
+_EVERY_INDEX = ("every index below the count occurs (they come from np.unique's inverse), so bincount's length is "
+                "that count without minlength")
+_SUM_ORDER = ("rows of one bucket are summed in another order: the sums differ at most in a float's last bits, "
+              "which the build documents as its tolerance (equal to the row-by-row sums up to rounding)")
+_PYDANTIC_REFUSES = ("pydantic's own validation of text, paths and choices refuses every other TOML value with the "
+                     "same message")
+_CODEC_CASE = "codec names are case-insensitive: 'UTF-8' is 'utf-8'"
 _TEMP_EXISTS = ("the temp file exists until this unlink (nothing else removes a live writer's temp file), so "
                 "missing_ok is never consulted")
 EQUIVALENT: dict[str, str] = {
@@ -106,6 +118,50 @@ EQUIVALENT: dict[str, str] = {
     "memabra.storage.atomic.x_atomic_create_bytes__mutmut_20": _TEMP_EXISTS,
     "memabra.storage.atomic.x_atomic_write_bytes__mutmut_12": _TEMP_EXISTS,
     "memabra.storage.atomic.x_atomic_write_bytes__mutmut_13": _TEMP_EXISTS,
+    "memabra.evaluation.offpolicy.x__draw_counts__mutmut_27":
+        "rng.integers(count) draws from [0, count) like rng.integers(0, count), from the same stream",
+    "memabra.evaluation.offpolicy.x__draw_counts__mutmut_35": "astype(None) is astype(float64) in numpy",
+    "memabra.evaluation.offpolicy.x__safe_ratio__mutmut_3": _FLOAT_CALLERS,
+    "memabra.evaluation.offpolicy.x__safe_ratio__mutmut_5": _FLOAT_CALLERS,
+    "memabra.evaluation.offpolicy.x__safe_ratio__mutmut_8": _FLOAT_CALLERS,
+    "memabra.evaluation.offpolicy.x__safe_ratio__mutmut_10": _FLOAT_CALLERS,
+    "memabra.evaluation.offpolicy.x__safe_ratio__mutmut_25":
+        "a zero denominator's ratio is multiplied by 0: a finite numerator (weights are capped, rewards finite) gives "
+        "0 whatever it was divided by",
+    "memabra.evaluation.offpolicy.x__model_values__mutmut_36":
+        "cells the policy never takes have probability 0, so 0 x 1.0 adds the same nothing as 0 x 0.0",
+    "memabra.evaluation.offpolicy.x_importance_weights__mutmut_40":
+        "the placeholder divisor is used only where the propensity is unusable, and those quotients are discarded",
+    "memabra.learning.stats_rows.x__accumulate__mutmut_10": _INT_REWARDS,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_12": _INT_REWARDS,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_16": "word counts are Python ints, stored as int64 by default",
+    "memabra.learning.stats_rows.x__accumulate__mutmut_18": "word counts are Python ints, stored as int64 by default",
+    "memabra.learning.stats_rows.x__accumulate__mutmut_45": _ONE_D,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_47": _ONE_D,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_53":
+        "slot + feature / features (a fraction below 1) is at least k exactly when slot is, so the search finds the "
+        "same bucket starts as with floor division",
+    "memabra.learning.stats_rows.x__accumulate__mutmut_56": _EXTRA_START,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_106": _EXTRA_START,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_73": _EVERY_INDEX,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_148": _EVERY_INDEX,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_154": _EVERY_INDEX,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_161": _EVERY_INDEX,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_94": _SUM_ORDER,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_96": _SUM_ORDER,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_98": "numpy reads the sort kind case-insensitively",
+    "memabra.learning.stats_rows.x__row_weights__mutmut_7":
+        "a missing (or zero) propensity weighs 1 either way: as 0 the division is skipped and 1 kept, as 1 it is 1/1",
+    "memabra.settings_file.x__check_table__mutmut_17": "_known_keys reads the fields it is given, never its model",
+    "memabra.settings_file.x__check_table__mutmut_3":
+        "a table's model has no base_dir field, so file_fields gives its model_fields",
+    "memabra.settings_file.x__type_fits__mutmut_5": _PYDANTIC_REFUSES,
+    "memabra.settings_file.x__type_fits__mutmut_7": _PYDANTIC_REFUSES,
+    "memabra.settings_file.x_flat_keys__mutmut_2":
+        "checked file values hold a dict exactly where the key is a table (a dict for a plain key is refused)",
+    "memabra.settings_file.x_read_settings_file__mutmut_6": _CODEC_CASE,
+    "memabra.store_settings.x_save_store_settings__mutmut_12": _CODEC_CASE,
+    "memabra.store_settings.x_save_store_settings__mutmut_73": _CODEC_CASE,
     "memabra.evaluation.offpolicy.x_effective_sample_size__mutmut_3":
         "callers pass importance_weights' float64 array; for integer input float() of the same sums is equal",
     "memabra.evaluation.offpolicy.x_effective_sample_size__mutmut_5":

@@ -113,3 +113,35 @@ def test_a_write_to_a_store_without_the_file_creates_it(tmp_path):
     entry = save_store_settings(store, {"min_reward_delta": 0.25, "seed": 9})
     assert (store.base_dir / "memabra.toml").read_text() == "seed = 9\n\n[gates]\nmin_reward_delta = 0.25\n"
     assert {name: change.after for name, change in entry.settings.items()} == {"min_reward_delta": 0.25, "seed": 9}
+
+
+def test_optional_and_union_fields_of_any_settings_model_are_read_by_their_type(tmp_path):
+    from typing import Optional
+
+    from pydantic import BaseModel, Field
+
+    class Options(BaseModel):
+        count: Optional[int] = Field(None, ge=0)
+        label: int | str | None = None
+
+    assert parse_settings_text(FILE, 'count = 3\nlabel = "a"\n', Options) == {"count": 3, "label": "a"}
+    with pytest.raises(SettingError) as refused:
+        parse_settings_text(FILE, 'count = "x"\n', Options)
+    assert str(refused.value) == f"{FILE}: count = 'x' is not allowed: expected a whole number >= 0"
+
+
+def test_a_write_holds_the_store_lock_as_a_settings_change_and_logs_its_source(tmp_path, monkeypatch):
+    import memabra.store_settings as store_settings
+    from memabra.storage.lock import lock_holder
+
+    store = Store(tmp_path / "store")
+    held = []
+    real_write = store_settings.atomic_write_bytes
+
+    def write(path, data):
+        held.append(lock_holder(store.base_dir)["operation"])
+        real_write(path, data)
+
+    monkeypatch.setattr(store_settings, "atomic_write_bytes", write)
+    entry = save_store_settings(store, {"seed": 4})
+    assert held == ["settings change"] and entry.source == "console"
