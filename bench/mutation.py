@@ -8,6 +8,7 @@ Every survivor must be killed by a new test or listed in EQUIVALENT with the rea
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -200,22 +201,37 @@ def results(root: Path = ROOT) -> dict[str, str]:
 
 
 def merged_results(roots: list[Path]) -> tuple[dict[str, str], dict[str, Path]]:
-    """Statuses over several checkouts of the same code (the first's unless a later one checked the mutant), and
-    the checkout each verdict comes from."""
+    """Statuses over several checkouts of the same code (the first checkout that checked a mutant decides it, so
+    list the newest runs first), and the checkout each verdict comes from."""
     statuses, origin = {}, {}
     for root in roots:
         for name, status in results(root).items():
-            if name not in statuses or status != "not checked":
+            if statuses.get(name, "not checked") == "not checked":
                 statuses[name], origin[name] = status, root
     return statuses, origin
 
 
-def diff_of(name: str, root: Path = ROOT) -> str:
-    """The changed lines of one mutant, as `- old` / `+ new`."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=root, capture_output=True,
+_DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import find_mutant, get_diff_for_mutant
+diffs = {}
+for name in json.loads(sys.stdin.read()):
+    try:
+        diffs[name] = get_diff_for_mutant(name, path=find_mutant(name).path)
+    except Exception as exc:  # a mutant whose source changed since: no diff to show
+        diffs[name] = ""
+print(json.dumps(diffs))
+"""
+
+
+def diffs_of(names: list[str], root: Path = ROOT) -> dict[str, str]:
+    """The changed lines of each named mutant, as `- old; + new` (one process per checkout)."""
+    out = subprocess.run([sys.executable, "-c", _DIFFS], cwd=root, input=json.dumps(names), capture_output=True,
                          text=True).stdout
-    lines = [line for line in out.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    return "; ".join(line.strip() for line in lines)[:300]
+    diffs = json.loads(out or "{}")
+    return {name: "; ".join(line.strip() for line in diff.splitlines()
+                            if line[:1] in "+-" and not line.startswith(("+++", "---")))[:300]
+            for name, diff in diffs.items()}
 
 
 def module_of(name: str, modules: dict[str, list[str]]) -> str | None:
@@ -242,7 +258,7 @@ def write_report(modules: dict[str, list[str]], statuses: dict[str, str], second
                 survivors.append((module, name, "equivalent", EQUIVALENT[name]))
             elif status == "survived":
                 counts["survived"] += 1
-                survivors.append((module, name, "survived", diff_of(name, (origin or {}).get(name, ROOT))))
+                survivors.append((module, name, "survived", None))
             else:
                 counts[status] += 1
         totals.update(counts)
@@ -271,8 +287,13 @@ def write_report(modules: dict[str, list[str]], statuses: dict[str, str], second
     ]
     if not survivors:
         lines.append("None.")
+    by_root: dict[Path, list[str]] = {}
+    for _, name, kind, _ in survivors:
+        if kind == "survived":
+            by_root.setdefault((origin or {}).get(name, ROOT), []).append(name)
+    diffs = {name: diff for root, names in by_root.items() for name, diff in diffs_of(names, root).items()}
     for module, name, kind, detail in survivors:
-        lines.append(f"- {module} · `{name}` · {kind}: {detail}")
+        lines.append(f"- {module} · `{name}` · {kind}: {diffs.get(name, '') if detail is None else detail}")
     return "\n".join(lines) + "\n"
 
 
@@ -291,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only the mutants not checked yet (mutmut keeps a verdict while its function is "
                              "unchanged; a first run generates the mutants)")
     parser.add_argument("--results-from", type=Path, action="append", default=[], metavar="DIR",
-                        help="also read mutmut's results in another checkout of the same code (modules run there)")
+                        help="also read mutmut's results in another checkout of the same code (the first listed that "
+                             "checked a mutant decides it)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.modules if name not in MODULES]
     if unknown:
