@@ -8,6 +8,7 @@ Every survivor must be killed by a new test or listed in EQUIVALENT with the rea
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -25,29 +26,77 @@ MODULES = {
     "lock": ["memabra.storage.lock.*"],
     "seen ids": ["memabra.storage.seen.*"],
     "ingest": ["memabra.ingest.*"],
-    "importance weighting": ["memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded*"],
+    "importance weighting": ["memabra.learning.stats_rows.x__row_weights*", "memabra.learning.stats_rows.x__accumulate*",
+                             "memabra.learning.learner_stats.x_decay_factors*"],
     "off-policy estimators": ["memabra.evaluation.offpolicy.*"],
+    "guard": ["memabra.evaluation.guard.xǁGuardMonitorǁ__init__*", "memabra.evaluation.guard.xǁGuardMonitorǁupdate*",
+              "memabra.evaluation.guard.xǁGuardMonitorǁ_track_drift*", "memabra.evaluation.guard.xǁGuardMonitorǁdifference*",
+              "memabra.evaluation.guard.xǁGuardMonitorǁ_verdict*", "memabra.evaluation.guard.xǁGuardMonitorǁ_drift_signal*",
+              "memabra.evaluation.guard.xǁGuardMonitorǁ_to_reward*", "memabra.evaluation.guard.xǁCandidateRewardModelǁ*",
+              "memabra.evaluation.guard.xǁCandidateKeysǁ*", "memabra.evaluation.guard.x_batch_from_trajectories*",
+              "memabra.evaluation.guard.x_served_by*", "memabra.evaluation.guard.x_guard_check*",
+              "memabra.guarding.x_served_traffic*", "memabra.guarding.x_evaluate_guard*", "memabra.guarding.x__watch*",
+              "memabra.guarding.x_run_guard_check*", "memabra.guarding.x_guard_rollback*"],
+    "settings file": ["memabra.settings_file.x_plain_annotation*", "memabra.settings_file.x_table_model*",
+                      "memabra.settings_file.x_file_fields*", "memabra.settings_file.x__type_fits*",
+                      "memabra.settings_file.x__check_value*", "memabra.settings_file.x__check_table*",
+                      "memabra.settings_file.x__known_keys*", "memabra.settings_file.x_read_settings_file*",
+                      "memabra.settings_file.x_parse_settings_text*", "memabra.settings_file.x_flat_keys*",
+                      "memabra.store_settings.*"],
 }
 """Report section -> mutmut name patterns (functions in scope; the rest of each file is not mutated)."""
+
+SUBPROCESS_TESTS = {
+    "memabra.storage.atomic.x_fault_point": ["tests/test_atomic_faults.py::test_a_kill"],
+}
+"""mutmut function name pattern -> ids (prefixes) of tests that reach it only in a child process, which runs the
+mutant under test too (bench/mutmut_driver.py maps them; mutmut sees in-process calls only)."""
 
 _ANY_OTHER_SOURCE = ("any bound source other than 'benchmark' reads the doubly robust interval and its reason, so a "
                      "misspelt 'doubly_robust' selects the same")
 _CANNOT_FAIL_NONE = "None is falsy like False: the step after the rename still cannot fail"
+_LABEL_UNUSED = "the file label given to validate_trajectories is not used: ingest reports its own file name per line"
+_PER_LINE = ("the bulk call then fails and every line is validated alone, which gives the same valid trajectories and "
+             "refusals (only slower)")
+_FLOAT_CALLERS = "both callers pass float64 values (sums and matrix products of float64 arrays)"
+_INT_REWARDS = ("validated rewards are numbers within +-1e6: an integer array gives the same float products and sums "
+                "as a float64 one")
+_ONE_D = "np.unique's inverse is one-dimensional already; numpy 2.4 leaves it as it is for reshape(None) and (-2)"
+_EXTRA_START = "the extra trailing start is never read: bucket `at` reads starts at and at + 1 only"
+_EVERY_INDEX = ("every index below the count occurs (they come from np.unique's inverse), so bincount's length is "
+                "that count without minlength")
+_SUM_ORDER = ("rows of one bucket are summed in another order: the sums differ at most in a float's last bits, "
+              "which the build documents as its tolerance (equal to the row-by-row sums up to rounding)")
+_PYDANTIC_REFUSES = ("pydantic's own validation of text, paths and choices refuses every other TOML value with the "
+                     "same message")
+_CODEC_CASE = "codec names are case-insensitive: 'UTF-8' is 'utf-8'"
 _TEMP_EXISTS = ("the temp file exists until this unlink (nothing else removes a live writer's temp file), so "
                 "missing_ok is never consulted")
-_OVERWRITTEN = ("entries whose propensity is not positive are overwritten with 1 two lines later, so what the division "
-                "left there is never read")
-_SUM_ORDER = ("rows of one bucket are summed in another order: the sums differ at most in a float's last bits, which "
-              "no behaviour depends on")
 EQUIVALENT: dict[str, str] = {
-    "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_45":
+    "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_14":
+        "open_regular's default mode is the same 0o644 the call passes",
+    "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_50":
         "truncating to 1 byte instead of 0 before writing the ~90-byte holder record at offset 0 leaves the same file",
     "memabra.storage.lock.x_lock_holder__mutmut_21":
         "the holder record is under 200 bytes, so reading 4,097 bytes instead of 4,096 reads the same record",
-    "memabra.ingest.xǁ_FileImportǁflush__mutmut_4":
-        "the file label given to validate_trajectories is not used: ingest reports its own file name per line",
-    "memabra.ingest.xǁ_FileImportǁflush__mutmut_6":
-        "the file label given to validate_trajectories is not used: ingest reports its own file name per line",
+    "memabra.ingest.xǁ_FileImportǁflush__mutmut_4": _LABEL_UNUSED,
+    "memabra.ingest.xǁ_FileImportǁflush__mutmut_6": _LABEL_UNUSED,
+    "memabra.ingest.xǁ_FileImportǁflush__mutmut_10": _LABEL_UNUSED,
+    "memabra.ingest.x__validate_one__mutmut_2": _LABEL_UNUSED,
+    "memabra.ingest.x__validate_one__mutmut_4": _LABEL_UNUSED,
+    "memabra.ingest.x__validate_one__mutmut_5":
+        "the file name on a refusal is not read: ingest reports its own file name per line",
+    "memabra.ingest.xǁ_FileImportǁflush__mutmut_3": _PER_LINE,
+    "memabra.ingest.xǁ_FileImportǁflush__mutmut_5": _PER_LINE,
+    "memabra.ingest.x_ingest_lines__mutmut_8":
+        "ingest_lines feeds the lines itself: the importer's path is read only when it opens a file (run)",
+    "memabra.ingest.x_ingest_lines__mutmut_28":
+        "flushing one line later only makes a batch one line longer: duplicates in an unflushed batch are caught "
+        "when it is stored, so the counts, refusals and stored trajectories are the same",
+    "memabra.ingest.x_ingest_trajectories__mutmut_46":
+        "globbing inside a file finds nothing, so a file's skipped list is empty either way",
+    "memabra.ingest.x_stored_trajectory_ids__mutmut_5":
+        "reading a segment's cached ids never consults the learner (it is used only for cached statistics)",
     "memabra.ingest.x_stored_trajectory_ids__mutmut_9":
         "without the cached summaries the same ids are read from the segments themselves (only slower)",
     "memabra.ingest.x_stored_trajectory_ids__mutmut_10":
@@ -70,20 +119,50 @@ EQUIVALENT: dict[str, str] = {
     "memabra.storage.atomic.x_atomic_create_bytes__mutmut_20": _TEMP_EXISTS,
     "memabra.storage.atomic.x_atomic_write_bytes__mutmut_12": _TEMP_EXISTS,
     "memabra.storage.atomic.x_atomic_write_bytes__mutmut_13": _TEMP_EXISTS,
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_13": "a missing propensity weighs 1 either way: as 0 its weight is overwritten with 1, as 1 it is 1/1",
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_17": _OVERWRITTEN,
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_21": _OVERWRITTEN,
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_34": ("a zero propensity (only a missing one is 0) keeps the 1 its inverse starts with, and 1 ** power is 1, "
-               "what the overwrite sets"),
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_41": "decay factors are float64 already (0.5 ** (age / half_life))",
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_43": "decay factors are float64 already (0.5 ** (age / half_life))",
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_53": "identity keys are Python ints below id_buckets, stored as int64 by default",
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_55": "identity keys are Python ints below id_buckets, stored as int64 by default",
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_58": "an integer reward array gives the same float products and sums as a float64 one",
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_60": "an integer reward array gives the same float products and sums as a float64 one",
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_63": _SUM_ORDER,
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_65": _SUM_ORDER,
-    "memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_67": _SUM_ORDER,
+    "memabra.evaluation.offpolicy.x__draw_counts__mutmut_27":
+        "rng.integers(count) draws from [0, count) like rng.integers(0, count), from the same stream",
+    "memabra.evaluation.offpolicy.x__draw_counts__mutmut_35": "astype(None) is astype(float64) in numpy",
+    "memabra.evaluation.offpolicy.x__safe_ratio__mutmut_3": _FLOAT_CALLERS,
+    "memabra.evaluation.offpolicy.x__safe_ratio__mutmut_5": _FLOAT_CALLERS,
+    "memabra.evaluation.offpolicy.x__safe_ratio__mutmut_8": _FLOAT_CALLERS,
+    "memabra.evaluation.offpolicy.x__safe_ratio__mutmut_10": _FLOAT_CALLERS,
+    "memabra.evaluation.offpolicy.x__safe_ratio__mutmut_25":
+        "a zero denominator's ratio is multiplied by 0: a finite numerator (weights are capped, rewards finite) gives "
+        "0 whatever it was divided by",
+    "memabra.evaluation.offpolicy.x__model_values__mutmut_36":
+        "cells the policy never takes have probability 0, so 0 x 1.0 adds the same nothing as 0 x 0.0",
+    "memabra.evaluation.offpolicy.x_importance_weights__mutmut_40":
+        "the placeholder divisor is used only where the propensity is unusable, and those quotients are discarded",
+    "memabra.learning.stats_rows.x__accumulate__mutmut_10": _INT_REWARDS,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_12": _INT_REWARDS,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_16": "word counts are Python ints, stored as int64 by default",
+    "memabra.learning.stats_rows.x__accumulate__mutmut_18": "word counts are Python ints, stored as int64 by default",
+    "memabra.learning.stats_rows.x__accumulate__mutmut_45": _ONE_D,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_47": _ONE_D,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_53":
+        "slot + feature / features (a fraction below 1) is at least k exactly when slot is, so the search finds the "
+        "same bucket starts as with floor division",
+    "memabra.learning.stats_rows.x__accumulate__mutmut_56": _EXTRA_START,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_106": _EXTRA_START,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_73": _EVERY_INDEX,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_148": _EVERY_INDEX,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_154": _EVERY_INDEX,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_161": _EVERY_INDEX,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_94": _SUM_ORDER,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_96": _SUM_ORDER,
+    "memabra.learning.stats_rows.x__accumulate__mutmut_98": "numpy reads the sort kind case-insensitively",
+    "memabra.learning.stats_rows.x__row_weights__mutmut_7":
+        "a missing (or zero) propensity weighs 1 either way: as 0 the division is skipped and 1 kept, as 1 it is 1/1",
+    "memabra.settings_file.x__check_table__mutmut_17": "_known_keys reads the fields it is given, never its model",
+    "memabra.settings_file.x__check_table__mutmut_3":
+        "a table's model has no base_dir field, so file_fields gives its model_fields",
+    "memabra.settings_file.x__type_fits__mutmut_5": _PYDANTIC_REFUSES,
+    "memabra.settings_file.x__type_fits__mutmut_7": _PYDANTIC_REFUSES,
+    "memabra.settings_file.x_flat_keys__mutmut_2":
+        "checked file values hold a dict exactly where the key is a table (a dict for a plain key is refused)",
+    "memabra.settings_file.x_read_settings_file__mutmut_6": _CODEC_CASE,
+    "memabra.store_settings.x_save_store_settings__mutmut_12": _CODEC_CASE,
+    "memabra.store_settings.x_save_store_settings__mutmut_73": _CODEC_CASE,
     "memabra.evaluation.offpolicy.x_effective_sample_size__mutmut_3":
         "callers pass importance_weights' float64 array; for integer input float() of the same sums is equal",
     "memabra.evaluation.offpolicy.x_effective_sample_size__mutmut_5":
@@ -92,19 +171,21 @@ EQUIVALENT: dict[str, str] = {
 """Surviving mutant -> why no test can tell it from the original (reviewed by hand; names are stable while the
 function's source is unchanged)."""
 
-NOT_IN_SCOPE = {f"memabra.learning.learner_stats.xǁLearnerStatsBuilderǁ_build_single_threaded__mutmut_{number}" for number in range(46, 51)}
-"""Mutants of the learner's score-cross feature column, generated before pyproject's do_not_mutate_patterns left it
-out of "importance weighting" (tests/test_learner.py covers the features); not counted."""
-
 KILLED = {"killed", "caught by type check", "timeout", "segfault"}
 
 
 def run_mutmut(patterns: list[str], max_children: int) -> float:
-    """Run mutmut over the named mutants (one process at a time by default); return the seconds it took."""
+    """Run mutmut over the named mutants or patterns (one process at a time by default); return the seconds it
+    took. A pattern reruns every mutant it matches; an exact name runs just that one."""
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *patterns],
+    subprocess.run([sys.executable, "-m", "bench.mutmut_driver", "--max-children", str(max_children), *patterns],
                    cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
     return time.monotonic() - started
+
+
+def unchecked(modules: dict[str, list[str]], statuses: dict[str, str]) -> list[str]:
+    """The mutants of these modules mutmut has not decided yet (their function changed, or a run stopped)."""
+    return sorted(name for name, status in statuses.items() if status == "not checked" and module_of(name, modules))
 
 
 def results(root: Path = ROOT) -> dict[str, str]:
@@ -120,22 +201,37 @@ def results(root: Path = ROOT) -> dict[str, str]:
 
 
 def merged_results(roots: list[Path]) -> tuple[dict[str, str], dict[str, Path]]:
-    """Statuses over several checkouts of the same code (the first's unless a later one checked the mutant), and
-    the checkout each verdict comes from."""
+    """Statuses over several checkouts of the same code (the first checkout that checked a mutant decides it, so
+    list the newest runs first), and the checkout each verdict comes from."""
     statuses, origin = {}, {}
     for root in roots:
         for name, status in results(root).items():
-            if name not in statuses or status != "not checked":
+            if statuses.get(name, "not checked") == "not checked":
                 statuses[name], origin[name] = status, root
     return statuses, origin
 
 
-def diff_of(name: str, root: Path = ROOT) -> str:
-    """The changed lines of one mutant, as `- old` / `+ new`."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=root, capture_output=True,
+_DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import find_mutant, get_diff_for_mutant
+diffs = {}
+for name in json.loads(sys.stdin.read()):
+    try:
+        diffs[name] = get_diff_for_mutant(name, path=find_mutant(name).path)
+    except Exception as exc:  # a mutant whose source changed since: no diff to show
+        diffs[name] = ""
+print(json.dumps(diffs))
+"""
+
+
+def diffs_of(names: list[str], root: Path = ROOT) -> dict[str, str]:
+    """The changed lines of each named mutant, as `- old; + new` (one process per checkout)."""
+    out = subprocess.run([sys.executable, "-c", _DIFFS], cwd=root, input=json.dumps(names), capture_output=True,
                          text=True).stdout
-    lines = [line for line in out.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    return "; ".join(line.strip() for line in lines)[:300]
+    diffs = json.loads(out or "{}")
+    return {name: "; ".join(line.strip() for line in diff.splitlines()
+                            if line[:1] in "+-" and not line.startswith(("+++", "---")))[:300]
+            for name, diff in diffs.items()}
 
 
 def module_of(name: str, modules: dict[str, list[str]]) -> str | None:
@@ -151,7 +247,7 @@ def write_report(modules: dict[str, list[str]], statuses: dict[str, str], second
     totals = Counter()
     for module in modules:
         names = sorted(name for name in statuses
-                       if module_of(name, {module: modules[module]}) and name not in NOT_IN_SCOPE)
+                       if module_of(name, {module: modules[module]}))
         counts = Counter()
         for name in names:
             status = statuses[name]
@@ -162,7 +258,7 @@ def write_report(modules: dict[str, list[str]], statuses: dict[str, str], second
                 survivors.append((module, name, "equivalent", EQUIVALENT[name]))
             elif status == "survived":
                 counts["survived"] += 1
-                survivors.append((module, name, "survived", diff_of(name, (origin or {}).get(name, ROOT))))
+                survivors.append((module, name, "survived", None))
             else:
                 counts[status] += 1
         totals.update(counts)
@@ -191,8 +287,13 @@ def write_report(modules: dict[str, list[str]], statuses: dict[str, str], second
     ]
     if not survivors:
         lines.append("None.")
+    by_root: dict[Path, list[str]] = {}
+    for _, name, kind, _ in survivors:
+        if kind == "survived":
+            by_root.setdefault((origin or {}).get(name, ROOT), []).append(name)
+    diffs = {name: diff for root, names in by_root.items() for name, diff in diffs_of(names, root).items()}
     for module, name, kind, detail in survivors:
-        lines.append(f"- {module} · `{name}` · {kind}: {detail}")
+        lines.append(f"- {module} · `{name}` · {kind}: {diffs.get(name, '') if detail is None else detail}")
     return "\n".join(lines) + "\n"
 
 
@@ -207,8 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help=f"report sections to run (default all): {', '.join(MODULES)}")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from mutmut's last results")
+    parser.add_argument("--unchecked", action="store_true",
+                        help="run only the mutants not checked yet (mutmut keeps a verdict while its function is "
+                             "unchanged; a first run generates the mutants)")
     parser.add_argument("--results-from", type=Path, action="append", default=[], metavar="DIR",
-                        help="also read mutmut's results in another checkout of the same code (modules run there)")
+                        help="also read mutmut's results in another checkout of the same code (the first listed that "
+                             "checked a mutant decides it)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.modules if name not in MODULES]
     if unknown:
@@ -216,9 +321,15 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {name: MODULES[name] for name in (args.modules or MODULES)}
     seconds = 0.0
     if not args.report_only:
-        seconds = run_mutmut([pattern for patterns in chosen.values() for pattern in patterns], args.max_children)
+        generated = (ROOT / "mutants").exists()
+        names = unchecked(chosen, results()) if args.unchecked and generated else []
+        if names or not (args.unchecked and generated):
+            seconds = run_mutmut(names or [pattern for patterns in chosen.values() for pattern in patterns],
+                                 args.max_children)
     statuses, origin = merged_results([ROOT, *args.results_from])
     report = write_report(chosen, statuses, seconds, origin)
+    if REPORT.exists() and "\n## Notes" in REPORT.read_text():  # kept by hand across runs
+        report += "\n## Notes" + REPORT.read_text().split("\n## Notes", 1)[1]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(report)
     print(report)

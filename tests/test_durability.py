@@ -348,3 +348,19 @@ def test_a_lock_that_cannot_be_created_says_what_to_check(tmp_path):
         StoreLock(not_a_folder, "cycle").acquire()
     assert str(failed.value).startswith(f"cannot create the lock file {not_a_folder / '.lock'}: ")
     assert str(failed.value).endswith("; check that the base dir is writable")
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_left_alone(tmp_path):
+    from memabra.errors import StoreWriteError
+
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"someone else's file")
+    base = tmp_path / "store"
+    base.mkdir()
+    (base / ".lock").symlink_to(outside)
+    with pytest.raises(StoreWriteError) as refused:
+        StoreLock(base, "cycle").acquire()
+    assert str(refused.value) == (
+        f"the lock file {base / '.lock'} is not a plain file (it is a symbolic link to {outside}; memabra never "
+        "follows links in its store); remove it and try again (`--check --repair` moves it to quarantine/)")
+    assert outside.read_bytes() == b"someone else's file"

@@ -135,3 +135,11 @@ def test_the_production_profile_decides_on_the_given_metrics_and_evidence():
     assert values["task_count"] == (160, 100, True) and decided.accepted
     unsupported = policy.evaluate(BASELINE, challenger(avg_reward=0.55))
     assert verdicts(unsupported)["effective_sample_size"] is False and not unsupported.accepted
+
+
+def test_the_reward_delta_gate_reads_the_evidence_s_exact_delta_when_there_is_one():
+    policy = PromotionPolicy(min_reward_delta=0.1)
+    exact = policy.evaluate(BASELINE, challenger(), UncertaintyEvidence(reward_delta=0.15))
+    assert exact.gates[0].value == 0.15 and exact.gates[0].passed
+    sampled = policy.evaluate(BASELINE, challenger(avg_reward=0.55), UncertaintyEvidence())
+    assert sampled.gates[0].value == pytest.approx(0.05) and not sampled.gates[0].passed

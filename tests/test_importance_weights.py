@@ -220,3 +220,39 @@ def test_the_effective_sample_size_is_kish_s_formula():
     assert offpolicy.effective_sample_size([1.0, 1.0, 2.0]) == pytest.approx(16 / 6)
     assert offpolicy.effective_sample_size([0.5]) == pytest.approx(1.0)
     assert offpolicy.effective_sample_size([0.0, 0.0]) == 0.0
+
+
+def test_whole_number_propensities_in_plain_documents_weigh_like_floats():
+    from memabra.learning.learner_stats import LearnerStatsBuilder
+
+    documents = []
+    for propensity, text in ((1, "sure"), (1, "also sure")):
+        document = trajectory_doc(reward=1.0)
+        document["task"]["text"] = text
+        document["decision"] = {"chosen_candidate_id": "direct:answer", "propensity": propensity}
+        documents.append(document)
+    stats = LearnerStatsBuilder(UNDECAYED).stats_of_documents(documents)
+    assert weight_and_weighted_reward(stats) == (pytest.approx(2.0), pytest.approx(2.0))
+
+
+def test_decay_factors_halve_per_half_life_of_newer_trajectories():
+    from memabra.learning.learner_stats import decay_factors
+
+    assert decay_factors([10, 20, 40], half_life=20.0) == pytest.approx([0.5 ** 3, 0.5 ** 2, 1.0])
+    assert decay_factors([5], half_life=1.0) == [1.0]
+    assert decay_factors([], half_life=3.0) == []
+
+
+def test_tasks_without_a_word_still_weigh_and_sum_their_rewards():
+    stats = DatasetBuilder(UNDECAYED).stats([logged(0.5, reward=1.0, text="?!"), logged(0.25, reward=0.5, text="...")])
+    assert weight_and_weighted_reward(stats) == (pytest.approx(6.0), pytest.approx(2.0 * 1.0 + 4.0 * 0.5))
+
+
+def test_decay_factors_may_be_any_numbers():
+    from decimal import Decimal
+
+    from memabra.learning.learner_stats import LearnerStatsBuilder
+
+    rows = [logged(0.5, reward=1.0, text="old"), logged(0.25, reward=1.0, text="new")]
+    stats = LearnerStatsBuilder(UNDECAYED).stats(rows, factors=[Decimal("0.5"), 1])
+    assert weight_and_weighted_reward(stats) == (pytest.approx(5.0), pytest.approx(5.0))
