@@ -102,71 +102,58 @@ def _completed(document: dict) -> dict:
                            for candidate in document["candidates"]]}
 
 
-_DOCUMENT_PARTS = itemgetter("task", "decision", "candidates", "outcome")
-_TASK_PARTS = itemgetter("text", "metadata")
-_DECISION_PARTS = itemgetter("chosen_candidate_id", "propensity")
-_CHOSEN_PARTS = itemgetter("kind", "name", "payload", "score")
-_SCORE = itemgetter("score")
+@dataclass(frozen=True)
+class _Getters:
+    """C-level getters of the fields the pass reads, for plain documents (items) or trajectory models (attributes)."""
+
+    parts: object
+    task: object
+    decision: object
+    chosen: object
+    score: object
+    candidate_id: object
+    reward: object
+
+
+_OF_DOCUMENTS = _Getters(itemgetter("task", "decision", "candidates", "outcome"), itemgetter("text", "metadata"),
+                         itemgetter("chosen_candidate_id", "propensity"), itemgetter("kind", "name", "payload", "score"),
+                         itemgetter("score"), itemgetter("candidate_id"), itemgetter("reward"))
+_OF_MODELS = _Getters(attrgetter("task", "decision", "candidates", "outcome"), attrgetter("text", "metadata"),
+                      attrgetter("chosen_candidate_id", "propensity"),
+                      attrgetter("kind" if all(kind.name == kind.value for kind in CandidateKind) else "kind.value",
+                                 "name", "payload", "score"),
+                      attrgetter("score"), attrgetter("candidate_id"), attrgetter("reward"))
+"""A model's kind is read as held when it is a str enum member equal to its value and hashed like it (an enum member
+hashes its name): `.value` is a Python-level property, the slowest read of the pass."""
 
 
 def _document_columns(documents: Sequence[dict], config: LearnerConfig) -> BatchColumns:
-    word_keys, metadata_keys, payload_keys = config.metadata_words, config.metadata_features, config.payload_features
-    read_words, read_metadata, read_payload = _reader(word_keys), _reader(metadata_keys), _reader(payload_keys)
-    rows, offered_scores = [], []
-    add_row, add_scores = rows.extend, offered_scores.extend
-    for task, decision, offer, outcome in map(_DOCUMENT_PARTS, documents):
-        chosen_id, propensity = _DECISION_PARTS(decision)
-        for chosen in offer:
-            if chosen["candidate_id"] == chosen_id:
-                break
-        else:
-            break
-        add_scores(map(_SCORE, offer))
-        text, metadata = _TASK_PARTS(task)
-        kind, name, payload, score = _CHOSEN_PARTS(chosen)
-        try:
-            words = read_words(metadata)
-        except (KeyError, TypeError):
-            words = read_values(metadata, word_keys)
-        try:
-            metadata_values = read_metadata(metadata)
-        except (KeyError, TypeError):
-            metadata_values = read_values(metadata, metadata_keys)
-        try:
-            payload_values = read_payload(payload)
-        except (KeyError, TypeError):
-            payload_values = read_values(payload, payload_keys)
-        add_row((text, metadata, words, metadata_values, kind, name, payload.get("hint_reward") if payload else None,
-                 payload_values, outcome["reward"], propensity, score, len(offer)))
-    return _columns(rows, offered_scores, len(documents))
-
-
-_TRAJECTORY_PARTS = attrgetter("task", "decision", "candidates", "outcome")
-_MODEL_TASK_PARTS = attrgetter("text", "metadata")
-_MODEL_DECISION_PARTS = attrgetter("chosen_candidate_id", "propensity")
-_MODEL_CHOSEN_PARTS = attrgetter("kind" if all(kind.name == kind.value for kind in CandidateKind) else "kind.value",
-                                 "name", "payload", "score")
-"""The kind as the model holds it when that is a str enum member equal to its value and hashed like it (an enum
-member hashes its name): `.value` is a Python-level property, the slowest read of the pass."""
-_MODEL_SCORE = attrgetter("score")
+    return _read(documents, config, _OF_DOCUMENTS)
 
 
 def columns_of_trajectories(trajectories: Sequence[Trajectory], config: LearnerConfig) -> BatchColumns:
     """Columns of trajectory models."""
+    return _read(trajectories, config, _OF_MODELS)
+
+
+def _read(items: Sequence, config: LearnerConfig, get: _Getters) -> BatchColumns:
+    """The one pass over a batch, reading each field with `get`'s getters."""
     word_keys, metadata_keys, payload_keys = config.metadata_words, config.metadata_features, config.payload_features
     read_words, read_metadata, read_payload = _reader(word_keys), _reader(metadata_keys), _reader(payload_keys)
+    task_parts, decision_parts, chosen_parts = get.task, get.decision, get.chosen
+    score_of, candidate_id_of, reward_of = get.score, get.candidate_id, get.reward
     rows, offered_scores = [], []
     add_row, add_scores = rows.extend, offered_scores.extend
-    for task, decision, offer, outcome in map(_TRAJECTORY_PARTS, trajectories):
-        chosen_id, propensity = _MODEL_DECISION_PARTS(decision)
+    for task, decision, offer, outcome in map(get.parts, items):
+        chosen_id, propensity = decision_parts(decision)
         for chosen in offer:
-            if chosen.candidate_id == chosen_id:
+            if candidate_id_of(chosen) == chosen_id:
                 break
         else:
             break
-        add_scores(map(_MODEL_SCORE, offer))
-        text, metadata = _MODEL_TASK_PARTS(task)
-        kind, name, payload, score = _MODEL_CHOSEN_PARTS(chosen)
+        add_scores(map(score_of, offer))
+        text, metadata = task_parts(task)
+        kind, name, payload, score = chosen_parts(chosen)
         try:
             words = read_words(metadata)
         except (KeyError, TypeError):
@@ -180,5 +167,5 @@ def columns_of_trajectories(trajectories: Sequence[Trajectory], config: LearnerC
         except (KeyError, TypeError):
             payload_values = read_values(payload, payload_keys)
         add_row((text, metadata, words, metadata_values, kind, name, payload.get("hint_reward") if payload else None,
-                 payload_values, outcome.reward, propensity, score, len(offer)))
-    return _columns(rows, offered_scores, len(trajectories))
+                 payload_values, reward_of(outcome), propensity, score, len(offer)))
+    return _columns(rows, offered_scores, len(items))
