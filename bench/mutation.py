@@ -183,9 +183,11 @@ def run_mutmut(patterns: list[str], max_children: int) -> float:
     return time.monotonic() - started
 
 
-def unchecked(modules: dict[str, list[str]], statuses: dict[str, str]) -> list[str]:
-    """The mutants of these modules mutmut has not decided yet (their function changed, or a run stopped)."""
-    return sorted(name for name, status in statuses.items() if status == "not checked" and module_of(name, modules))
+def unchecked(modules: dict[str, list[str]], statuses: dict[str, str], survivors: bool = False) -> list[str]:
+    """The mutants of these modules mutmut has not decided yet (their function changed, or a run stopped), and with
+    `survivors` also those that survived and are not listed in EQUIVALENT (to check them against new tests)."""
+    return sorted(name for name, status in statuses.items() if module_of(name, modules) and (
+        status == "not checked" or survivors and status == "survived" and name not in EQUIVALENT))
 
 
 def results(root: Path = ROOT) -> dict[str, str]:
@@ -311,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unchecked", action="store_true",
                         help="run only the mutants not checked yet (mutmut keeps a verdict while its function is "
                              "unchanged; a first run generates the mutants)")
+    parser.add_argument("--survivors", action="store_true",
+                        help="with --unchecked, also rerun the survivors not listed in EQUIVALENT (after new tests)")
     parser.add_argument("--results-from", type=Path, action="append", default=[], metavar="DIR",
                         help="also read mutmut's results in another checkout of the same code (the first listed that "
                              "checked a mutant decides it)")
@@ -322,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 0.0
     if not args.report_only:
         generated = (ROOT / "mutants").exists()
-        names = unchecked(chosen, results()) if args.unchecked and generated else []
+        names = unchecked(chosen, results(), args.survivors) if args.unchecked and generated else []
         if names or not (args.unchecked and generated):
             seconds = run_mutmut(names or [pattern for patterns in chosen.values() for pattern in patterns],
                                  args.max_children)
