@@ -72,6 +72,11 @@ _PYDANTIC_REFUSES = ("pydantic's own validation of text, paths and choices refus
 _CODEC_CASE = "codec names are case-insensitive: 'UTF-8' is 'utf-8'"
 _TEMP_EXISTS = ("the temp file exists until this unlink (nothing else removes a live writer's temp file), so "
                 "missing_ok is never consulted")
+_COUNT_HINT = "np.fromiter's count only sizes the array up front: without it the same items are read (only slower)"
+_FROMITER_DEFAULT = "np.fromiter with dtype None builds float64, the dtype it was given"
+_ROOTED_PATH = ("which weight blocks take the Y^T Y path changes only the speed: for non-negative sums s, "
+                "(W sqrt(s))^T (W sqrt(s)) is W^T diag(s) W up to rounding, and diagonal sums are never negative "
+                "(row weights are clipped inverse propensities times positive decay factors)")
 EQUIVALENT: dict[str, str] = {
     "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_14":
         "open_regular's default mode is the same 0o644 the call passes",
@@ -133,25 +138,23 @@ EQUIVALENT: dict[str, str] = {
         "cells the policy never takes have probability 0, so 0 x 1.0 adds the same nothing as 0 x 0.0",
     "memabra.evaluation.offpolicy.x_importance_weights__mutmut_40":
         "the placeholder divisor is used only where the propensity is unusable, and those quotients are discarded",
-    "memabra.learning.stats_rows.x__accumulate__mutmut_10": _INT_REWARDS,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_12": _INT_REWARDS,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_16": "word counts are Python ints, stored as int64 by default",
-    "memabra.learning.stats_rows.x__accumulate__mutmut_18": "word counts are Python ints, stored as int64 by default",
-    "memabra.learning.stats_rows.x__accumulate__mutmut_45": _ONE_D,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_47": _ONE_D,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_53":
+    # stats_rows numbering after the merged speed change (bdf68ea): earlier names no longer apply
+    **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _COUNT_HINT for n in (15, 23, 45, 61)},
+    "memabra.learning.stats_rows.x__row_weights__mutmut_8": _COUNT_HINT,
+    **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _FROMITER_DEFAULT for n in (11, 57)},
+    "memabra.learning.stats_rows.x__row_weights__mutmut_4": _FROMITER_DEFAULT,
+    **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _EVERY_INDEX for n in (105, 199, 205, 212)},
+    **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _ROOTED_PATH for n in (119, 120, 121, 124, 125, 126)},
+    **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _SUM_ORDER for n in (140, 142)},
+    "memabra.learning.stats_rows.x__accumulate__mutmut_144": "numpy reads the sort kind case-insensitively",
+    **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _EXTRA_START for n in (86, 152)},
+    **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _ONE_D for n in (75, 77)},
+    "memabra.learning.stats_rows.x__accumulate__mutmut_83":
         "slot + feature / features (a fraction below 1) is at least k exactly when slot is, so the search finds the "
         "same bucket starts as with floor division",
-    "memabra.learning.stats_rows.x__accumulate__mutmut_56": _EXTRA_START,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_106": _EXTRA_START,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_73": _EVERY_INDEX,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_148": _EVERY_INDEX,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_154": _EVERY_INDEX,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_161": _EVERY_INDEX,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_94": _SUM_ORDER,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_96": _SUM_ORDER,
-    "memabra.learning.stats_rows.x__accumulate__mutmut_98": "numpy reads the sort kind case-insensitively",
-    "memabra.learning.stats_rows.x__row_weights__mutmut_7":
+    "memabra.learning.stats_rows.x__row_weights__mutmut_9":
+        "the list comprehension gives the same floats for an all-float column (only slower)",
+    "memabra.learning.stats_rows.x__row_weights__mutmut_18":
         "a missing (or zero) propensity weighs 1 either way: as 0 the division is skipped and 1 kept, as 1 it is 1/1",
     "memabra.settings_file.x__check_table__mutmut_17": "_known_keys reads the fields it is given, never its model",
     "memabra.settings_file.x__check_table__mutmut_3":
@@ -183,9 +186,11 @@ def run_mutmut(patterns: list[str], max_children: int) -> float:
     return time.monotonic() - started
 
 
-def unchecked(modules: dict[str, list[str]], statuses: dict[str, str]) -> list[str]:
-    """The mutants of these modules mutmut has not decided yet (their function changed, or a run stopped)."""
-    return sorted(name for name, status in statuses.items() if status == "not checked" and module_of(name, modules))
+def unchecked(modules: dict[str, list[str]], statuses: dict[str, str], survivors: bool = False) -> list[str]:
+    """The mutants of these modules mutmut has not decided yet (their function changed, or a run stopped), and with
+    `survivors` also those that survived and are not listed in EQUIVALENT (to check them against new tests)."""
+    return sorted(name for name, status in statuses.items() if module_of(name, modules) and (
+        status == "not checked" or survivors and status == "survived" and name not in EQUIVALENT))
 
 
 def results(root: Path = ROOT) -> dict[str, str]:
@@ -311,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unchecked", action="store_true",
                         help="run only the mutants not checked yet (mutmut keeps a verdict while its function is "
                              "unchanged; a first run generates the mutants)")
+    parser.add_argument("--survivors", action="store_true",
+                        help="with --unchecked, also rerun the survivors not listed in EQUIVALENT (after new tests)")
     parser.add_argument("--results-from", type=Path, action="append", default=[], metavar="DIR",
                         help="also read mutmut's results in another checkout of the same code (the first listed that "
                              "checked a mutant decides it)")
@@ -322,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 0.0
     if not args.report_only:
         generated = (ROOT / "mutants").exists()
-        names = unchecked(chosen, results()) if args.unchecked and generated else []
+        names = unchecked(chosen, results(), args.survivors) if args.unchecked and generated else []
         if names or not (args.unchecked and generated):
             seconds = run_mutmut(names or [pattern for patterns in chosen.values() for pattern in patterns],
                                  args.max_children)
