@@ -89,6 +89,12 @@ def test_running_cycle_screen(console, snap_compare, paused_cycle):
                 break
             await asyncio.sleep(0.05)
         assert paused_cycle.is_set(), "the cycle never reached its dataset stage"
+        scan_bar = pilot.app.query_one("#bar-scan")
+        for _ in range(600):  # the scan's last event is posted before the pause but handled by the screen later
+            await pilot.pause()
+            if scan_bar.progress >= scan_bar.total and "scan: reading" in str(pilot.app.query_one("#cycle-log").lines):
+                break
+            await asyncio.sleep(0.05)
         for _ in range(5):
             await pilot.pause()
         await pilot.wait_for_scheduled_animations()
