@@ -40,12 +40,12 @@ from memabra.errors import (
     SettingError,
 )
 from memabra.commands import changes
+from memabra.promotion import PREVIOUS, roll_back
 from memabra.results import CaseIndexSummary
 from memabra.settings import ENV_PREFIX, Settings, setting_fields, setting_group
 from memabra.signals import RECEIVED, Terminated, sigterm_as_interrupt
 from memabra.storage.folders import validate_timestamp_id
 from memabra.storage.store import Store, check_base_dir
-from memabra.promotion import PREVIOUS, roll_back
 from memabra.workflow import ProgressEvent, run_cycle
 
 __all__ = ["main", "command", "run_online_learning_workflow", "build_parser", "flag_of"]

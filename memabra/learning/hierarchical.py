@@ -52,7 +52,7 @@ def prior_weights(config: LearnerConfig) -> np.ndarray:
 
 
 def train(stats: LearnerStats, config: LearnerConfig | None = None) -> "HierarchicalRouter":
-    """Fit the router from statistics, top-down: global, then each kind, then each identity bucket."""
+    """Fit the router from statistics: every level at once (the joint posterior mode), solved top-down."""
     config = config or stats.config
     if config.statistics_signature() != stats.config.statistics_signature():
         raise ValueError("the statistics were built with other feature settings than the training configuration")
@@ -98,10 +98,9 @@ def _fit(stats: LearnerStats, config: LearnerConfig, scale: float):
     (G + L)^-1 G, whose trace is the identity fit's degrees of freedom."""
     kind_of_key = stats.keys // config.id_buckets
     l2_global, l2_kind = (_penalty(config, l2 * scale) for l2 in (config.l2_global, config.l2_kind))
-    kinds = np.unique(kind_of_key)  # keys are sorted, so each kind's identities are contiguous
+    kinds, starts = np.unique(kind_of_key, return_index=True)  # keys are sorted: each kind's identities are contiguous
     id_gram, id_moment, id_solved_gram, id_solved_moment = _fold(stats.gram, stats.moment,
                                                                  _identity_penalty(config, scale))
-    starts = np.searchsorted(kind_of_key, kinds)
     kind_gram = np.add.reduceat(id_gram, starts, axis=0) if len(kinds) else id_gram
     kind_moment = np.add.reduceat(id_moment, starts, axis=0) if len(kinds) else id_moment
     folded_gram, folded_moment, kind_solved_gram, kind_solved_moment = _fold(kind_gram, kind_moment, l2_kind)

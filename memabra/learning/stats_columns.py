@@ -89,9 +89,9 @@ def _columns(rows: list, offered_scores: list[float], count: int) -> BatchColumn
 def columns_of_documents(documents: Sequence[dict], config: LearnerConfig) -> BatchColumns:
     """Columns of validated plain trajectory documents (missing fields take the model's defaults)."""
     try:
-        return _document_columns(documents, config)
+        return _read(documents, config, _OF_DOCUMENTS)
     except KeyError:  # a document leaves out fields that have defaults: read them all with the defaults filled in
-        return _document_columns([_completed(document) for document in documents], config)
+        return _read([_completed(document) for document in documents], config, _OF_DOCUMENTS)
 
 
 def _completed(document: dict) -> dict:
@@ -125,10 +125,6 @@ _OF_MODELS = _Getters(attrgetter("task", "decision", "candidates", "outcome"), a
                       attrgetter("score"), attrgetter("candidate_id"), attrgetter("reward"))
 """A model's kind is read as held when it is a str enum member equal to its value and hashed like it (an enum member
 hashes its name): `.value` is a Python-level property, the slowest read of the pass."""
-
-
-def _document_columns(documents: Sequence[dict], config: LearnerConfig) -> BatchColumns:
-    return _read(documents, config, _OF_DOCUMENTS)
 
 
 def columns_of_trajectories(trajectories: Sequence[Trajectory], config: LearnerConfig) -> BatchColumns:
