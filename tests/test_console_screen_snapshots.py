@@ -3,9 +3,11 @@ off-policy rows (the fixed-history store; nothing on screen comes from the clock
 
 import asyncio
 import threading
+import time
 
 import pytest
 from textual.widgets import DataTable, Input
+from textual.worker import get_current_worker
 
 import memabra.tui.app as console_app
 from tests.helpers import loaded
@@ -60,7 +62,7 @@ def test_error_screen(console, snap_compare, monkeypatch):
 
 @pytest.fixture
 def paused_cycle(monkeypatch):
-    """Cycles that stop at their dataset stage until the test releases them (or 60 s pass)."""
+    """Cycles that stop at their dataset stage until the test releases them, the console closes or 60 s pass."""
     real_workflow = console_app.workflow.run_cycle
     reached, release = threading.Event(), threading.Event()
 
@@ -68,10 +70,14 @@ def paused_cycle(monkeypatch):
         on_event = kwargs.pop("on_event")
 
         def pausing(event):
+            if event.stage == "scan" and event.done and event.message == "reading trajectories":
+                return  # per-file progress: files are read or already summarised depending on what ran before
             on_event(event)
             if event.stage == "dataset" and not reached.is_set():
                 reached.set()
-                release.wait(timeout=60)
+                worker, deadline = get_current_worker(), time.monotonic() + 60
+                while not (release.wait(0.05) or worker.is_cancelled or time.monotonic() > deadline):
+                    pass  # held until released, or the console closes (cancelling its workers)
 
         return real_workflow(*args, on_event=pausing, **kwargs)
 
@@ -89,12 +95,6 @@ def test_running_cycle_screen(console, snap_compare, paused_cycle):
                 break
             await asyncio.sleep(0.05)
         assert paused_cycle.is_set(), "the cycle never reached its dataset stage"
-        scan_bar = pilot.app.query_one("#bar-scan")
-        for _ in range(600):  # the scan's last event is posted before the pause but handled by the screen later
-            await pilot.pause()
-            if scan_bar.progress >= scan_bar.total and "scan: reading" in str(pilot.app.query_one("#cycle-log").lines):
-                break
-            await asyncio.sleep(0.05)
         for _ in range(5):
             await pilot.pause()
         await pilot.wait_for_scheduled_animations()
