@@ -77,7 +77,38 @@ _FROMITER_DEFAULT = "np.fromiter with dtype None builds float64, the dtype it wa
 _ROOTED_PATH = ("which weight blocks take the Y^T Y path changes only the speed: for non-negative sums s, "
                 "(W sqrt(s))^T (W sqrt(s)) is W^T diag(s) W up to rounding, and diagonal sums are never negative "
                 "(row weights are clipped inverse propensities times positive decay factors)")
+_CAPACITY = ("the reward model's arrays only grow larger or sooner: every key read is still inside them and unseen "
+             "keys hold zeros, so the predictions are the same")
+_GRID_DEFAULT = "confidence's default grid is the same 1001 points as DIFFERENCE_GRID_SIZE"
+_FLOAT_BATCH = ("GuardBatch holds numeric arrays (propensity NaN where none was logged): the float64 conversion gives "
+                "the same values the sequences and sums read")
+_FLOAT_FIELDS = ("rewards, latencies and propensities are pydantic float fields (None made NaN above): numpy builds "
+                 "float64 from them with or without the dtype")
+_CLIP_SLACK = ("each doubly robust term blends predictions and a reward in [0, 1] with a weight capped at W, so the "
+               "paired difference already lies in [-W, W] and that side of the clip never binds")
+_UNREAD_RANGE = ("the range is still None only when nothing was served, and a monitor that reads nothing reports no "
+                 "figure in reward units")
 EQUIVALENT: dict[str, str] = {
+    **{f"memabra.evaluation.guard.xǁCandidateRewardModelǁ_grow__mutmut_{n}": _CAPACITY for n in (1, 3, 8, 9)},
+    **{f"memabra.evaluation.guard.xǁCandidateRewardModelǁ{name}__mutmut_{n}": _CAPACITY
+       for name, n in (("predict", 11), ("predict", 12), ("update", 6), ("update", 7), ("__init__", 1))},
+    **{f"memabra.evaluation.guard.xǁGuardMonitorǁ__init____mutmut_{n}": _GRID_DEFAULT for n in (85, 97, 106)},
+    "memabra.evaluation.guard.xǁGuardMonitorǁ__init____mutmut_37":
+        "ImportanceWeightedSequence's reward_high defaults to the same 1.0",
+    **{f"memabra.evaluation.guard.xǁGuardMonitorǁupdate__mutmut_{n}": _FLOAT_BATCH for n in (12, 14, 20, 22, 29, 31)},
+    "memabra.evaluation.guard.xǁGuardMonitorǁupdate__mutmut_79": "astype(None) is astype(float64) in numpy",
+    **{f"memabra.evaluation.guard.xǁGuardMonitorǁupdate__mutmut_{n}": _CLIP_SLACK for n in (109, 110)},
+    **{f"memabra.evaluation.guard.x_batch_from_trajectories__mutmut_{n}": _FLOAT_FIELDS
+       for n in (42, 44, 47, 49, 52, 54)},
+    "memabra.evaluation.guard.x_batch_from_trajectories__mutmut_19":
+        "numpy stores None as NaN in a float64 array, the value the condition writes",
+    **{f"memabra.evaluation.guard.x_guard_check__mutmut_{n}": _UNREAD_RANGE for n in (90, 94)},
+    "memabra.guarding.x_evaluate_guard__mutmut_24": "a missing reason does not start with 'guard:' either way",
+    **{f"memabra.guarding.x_guard_rollback__mutmut_{n}":
+       "GuardReport ignores the extra fields of a GuardCheck (pydantic's default), so dumping them all builds the same "
+       "report" for n in (28, 30)},
+    "memabra.guarding.x_served_traffic__mutmut_12":
+        "without the plain documents read_batch validates the same trajectories from the segment (only slower)",
     "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_14":
         "open_regular's default mode is the same 0o644 the call passes",
     "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_50":
@@ -154,6 +185,12 @@ EQUIVALENT: dict[str, str] = {
         "same bucket starts as with floor division",
     "memabra.learning.stats_rows.x__row_weights__mutmut_9":
         "the list comprehension gives the same floats for an all-float column (only slower)",
+    **{f"memabra.learning.stats_rows.x__row_weights__mutmut_{n}":
+       "np.fromiter reads a missing propensity (None) as NaN, which fails `> 0` like the 0.0 it would be replaced "
+       "with, so it weighs 1 either way; floats and ints convert alike on both paths" for n in (10, 16)},
+    "memabra.learning.stats_rows.x__accumulate__mutmut_123":
+        "the builder never accumulates an empty batch (stats and stats_of_documents return zeros first), and over a "
+        "non-empty pair sum the minimum is >= 0 exactly when the minimum with a starting 0 is",
     "memabra.learning.stats_rows.x__row_weights__mutmut_18":
         "a missing (or zero) propensity weighs 1 either way: as 0 the division is skipped and 1 kept, as 1 it is 1/1",
     "memabra.settings_file.x__check_table__mutmut_17": "_known_keys reads the fields it is given, never its model",

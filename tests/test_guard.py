@@ -293,6 +293,7 @@ def test_the_dr_difference_values_and_verdicts_follow_their_sequences_on_a_plant
             values[name].update(scaled, batch.propensities, weights[name] * batch.propensities)
     expected = scaled_interval(difference.interval(0.9), "dr-betting")
     assert report.difference == pytest.approx(expected) and report.difference.high < -0.01
+    assert monitor.difference().count == 300 and monitor.difference().low == report.difference.low
     assert report.served_value == IntervalFigures.of(served.interval(0.9))
     assert report.error_rate == IntervalFigures.of(errors.interval(0.9))
     for name, figures in (("promoted", report.promoted), ("prior", report.prior)):

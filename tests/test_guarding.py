@@ -436,8 +436,8 @@ def test_evaluate_guard_judges_the_served_traffic_as_guard_check_does(failing_st
     routers = [load_version_router(failing_store.versions, version) for version in (current.version_id,
                                                                                      current.prior_version_id)]
     traffic = served_list(failing_store)
-    for trajectory in traffic:  # rewards 0.25 and 1: the observed range is [0.25, 1]
-        trajectory.outcome.reward = max(trajectory.outcome.reward, 0.25)
+    for trajectory in traffic:  # rewards 0.25 and 0.75: the observed range is [0.25, 0.75]
+        trajectory.outcome.reward = 0.25 + trajectory.outcome.reward / 2
     monkeypatch.setattr("memabra.guarding.served_traffic", lambda *args: traffic)
     for update in ({"reward_low": None, "reward_high": None}, {"reward_low": -1.0, "reward_high": 2.0}):
         guard = SMALL.model_copy(update=update)
