@@ -86,8 +86,8 @@ _FLOAT_FIELDS = ("rewards, latencies and propensities are pydantic float fields 
                  "float64 from them with or without the dtype")
 _CLIP_SLACK = ("each doubly robust term blends predictions and a reward in [0, 1] with a weight capped at W, so the "
                "paired difference already lies in [-W, W] and that side of the clip never binds")
-_UNREAD_RANGE = ("the range is still None only when nothing was served, and a monitor that reads nothing reports no "
-                 "figure in reward units")
+_UNREAD_RANGE = ("this default of the range applies only when nothing was served, and a monitor that reads nothing "
+                 "reports no figure in reward units")
 EQUIVALENT: dict[str, str] = {
     **{f"memabra.evaluation.guard.xǁCandidateRewardModelǁ_grow__mutmut_{n}": _CAPACITY for n in (1, 3, 8, 9)},
     **{f"memabra.evaluation.guard.xǁCandidateRewardModelǁ{name}__mutmut_{n}": _CAPACITY
@@ -103,6 +103,10 @@ EQUIVALENT: dict[str, str] = {
     "memabra.evaluation.guard.x_batch_from_trajectories__mutmut_19":
         "numpy stores None as NaN in a float64 array, the value the condition writes",
     **{f"memabra.evaluation.guard.x_guard_check__mutmut_{n}": _UNREAD_RANGE for n in (90, 94)},
+    **{f"memabra.guarding.x__watch__mutmut_{n}": _UNREAD_RANGE for n in (44, 52)},
+    **{f"memabra.guarding.x__watch__mutmut_{n}":
+       "a report sets promoted, prior and difference together (all or none), so any and/or of them agrees"
+       for n in (95, 96)},
     "memabra.guarding.x_evaluate_guard__mutmut_24": "a missing reason does not start with 'guard:' either way",
     **{f"memabra.guarding.x_guard_rollback__mutmut_{n}":
        "GuardReport ignores the extra fields of a GuardCheck (pydantic's default), so dumping them all builds the same "
@@ -242,12 +246,16 @@ def results(root: Path = ROOT) -> dict[str, str]:
     return found
 
 
-def merged_results(roots: list[Path]) -> tuple[dict[str, str], dict[str, Path]]:
+def merged_results(roots: list[Path | tuple[str, Path]]) -> tuple[dict[str, str], dict[str, Path]]:
     """Statuses over several checkouts of the same code (the first checkout that checked a mutant decides it, so
-    list the newest runs first), and the checkout each verdict comes from."""
+    list the newest runs first; a (module, checkout) pair is read for that module's mutants only), and the checkout
+    each verdict comes from."""
     statuses, origin = {}, {}
-    for root in roots:
+    for entry in roots:
+        module, root = entry if isinstance(entry, tuple) else (None, entry)
         for name, status in results(root).items():
+            if module is not None and not module_of(name, {module: MODULES[module]}):
+                continue
             if statuses.get(name, "not checked") == "not checked":
                 statuses[name], origin[name] = status, root
     return statuses, origin
@@ -345,6 +353,16 @@ def mutmut_version() -> str:
     return version("mutmut")
 
 
+def results_source(text: str) -> Path | tuple[str, Path]:
+    """A --results-from value: DIR, or MODULE=DIR for one report section's mutants only."""
+    module, separator, folder = text.partition("=")
+    if not separator:
+        return Path(text)
+    if module not in MODULES:
+        raise argparse.ArgumentTypeError(f"unknown module {module!r} in {text!r}; choose from: {', '.join(MODULES)}")
+    return module, Path(folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.mutation", description=__doc__.split("\n")[0])
     parser.add_argument("modules", nargs="*", help=f"report sections to run (default all): {', '.join(MODULES)}")
@@ -355,9 +373,9 @@ def main(argv: list[str] | None = None) -> int:
                              "unchanged; a first run generates the mutants)")
     parser.add_argument("--survivors", action="store_true",
                         help="with --unchecked, also rerun the survivors not listed in EQUIVALENT (after new tests)")
-    parser.add_argument("--results-from", type=Path, action="append", default=[], metavar="DIR",
+    parser.add_argument("--results-from", type=results_source, action="append", default=[], metavar="[MODULE=]DIR",
                         help="also read mutmut's results in another checkout of the same code (the first listed that "
-                             "checked a mutant decides it)")
+                             "checked a mutant decides it); MODULE= reads only that module's mutants there")
     args = parser.parse_args(argv)
     unknown = [name for name in args.modules if name not in MODULES]
     if unknown:
