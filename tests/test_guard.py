@@ -1,4 +1,5 @@
-"""The guard: verdicts on planted cases, anytime-valid false alarms, and never `regressed` on missing evidence."""
+"""The guard: verdicts on planted cases, anytime-valid false alarms, never `regressed` on missing evidence; and the
+exact figures of small streams (hand-computed, or the confidence sequences fed the terms the guard should feed them)."""
 
 import math
 import random
@@ -167,6 +168,11 @@ def tiny_stream():
             batch_of([3.0], [0.5], [0], [0], [1], latencies=[1000.0])]
 
 
+def difference_sequence(weight: float) -> BettingSequence:
+    return BettingSequence(-weight, weight, mean_low=-1.0, mean_high=1.0, grid_size=DIFFERENCE_GRID_SIZE,
+                           max_bet=DIFFERENCE_MAX_BET)
+
+
 def test_the_monitor_reports_hand_computed_figures_on_a_tiny_stream():
     policy = GuardPolicy(min_traffic=3, max_watch=7, margin=0.1, max_importance_weight=3.0)
     monitor = GuardMonitor(policy, reward_low=1.0, reward_high=3.0, promoted_version_id="new", prior_version_id="old")
@@ -176,7 +182,7 @@ def test_the_monitor_reports_hand_computed_figures_on_a_tiny_stream():
     # used: the first two rows and the second batch (no or zero propensity excluded); scaled s = (r - 1) / 2.
     # Batch 1 predicts 0.5 everywhere: promoted 0.5 + 2 x 0.5 = 1.5, 0.5; prior 0.5, 0.5 + min(4, 3) x -0.5 = -1.
     # Batch 2 predicts keys 0, 1, 2 as 2/3, 1/3, 1/2 (fitted on batch 1): promoted 1/3, 2/3, 1/2 + 3 x 1/2 = 2;
-    # prior 1/3, 1/3 + 3 x -1/3 = -2/3, 2/3.
+    # prior 1/3, 1/3 + 3 x -1/3 = -2/3, 2/3. The prior's weight 4 is capped twice.
     assert (report.served_count, report.used_count, report.excluded_count, report.watch_complete) == (7, 5, 2, True)
     assert (report.promoted.matched_count, report.prior.matched_count, report.clipped_count) == (3, 3, 2)
     assert report.agreement_share == 0.2 and report.mean_latency_ms == 40.0
@@ -201,11 +207,6 @@ def test_the_monitor_reports_hand_computed_figures_on_a_tiny_stream():
     assert report.verdict == "healthy" and report.reason.startswith("the watch of 7 trajectories ended without a "
                                                                     "regression: promoted minus prior ")
     assert (report.promoted.version_id, report.prior.version_id) == ("new", "old")
-
-
-def difference_sequence(weight: float) -> BettingSequence:
-    return BettingSequence(-weight, weight, mean_low=-1.0, mean_high=1.0, grid_size=DIFFERENCE_GRID_SIZE,
-                           max_bet=DIFFERENCE_MAX_BET)
 
 
 def test_the_monitor_refuses_an_empty_reward_range_and_reads_defaults():
