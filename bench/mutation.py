@@ -77,7 +77,42 @@ _FROMITER_DEFAULT = "np.fromiter with dtype None builds float64, the dtype it wa
 _ROOTED_PATH = ("which weight blocks take the Y^T Y path changes only the speed: for non-negative sums s, "
                 "(W sqrt(s))^T (W sqrt(s)) is W^T diag(s) W up to rounding, and diagonal sums are never negative "
                 "(row weights are clipped inverse propensities times positive decay factors)")
+_CAPACITY = ("the reward model's arrays only grow larger or sooner: every key read is still inside them and unseen "
+             "keys hold zeros, so the predictions are the same")
+_GRID_DEFAULT = "confidence's default grid is the same 1001 points as DIFFERENCE_GRID_SIZE"
+_FLOAT_BATCH = ("GuardBatch holds numeric arrays (propensity NaN where none was logged): the float64 conversion gives "
+                "the same values the sequences and sums read")
+_FLOAT_FIELDS = ("rewards, latencies and propensities are pydantic float fields (None made NaN above): numpy builds "
+                 "float64 from them with or without the dtype")
+_CLIP_SLACK = ("each doubly robust term blends predictions and a reward in [0, 1] with a weight capped at W, so the "
+               "paired difference already lies in [-W, W] and that side of the clip never binds")
+_UNREAD_RANGE = ("this default of the range applies only when nothing was served, and a monitor that reads nothing "
+                 "reports no figure in reward units")
 EQUIVALENT: dict[str, str] = {
+    **{f"memabra.evaluation.guard.xǁCandidateRewardModelǁ_grow__mutmut_{n}": _CAPACITY for n in (1, 3, 8, 9)},
+    **{f"memabra.evaluation.guard.xǁCandidateRewardModelǁ{name}__mutmut_{n}": _CAPACITY
+       for name, n in (("predict", 11), ("predict", 12), ("update", 6), ("update", 7), ("__init__", 1))},
+    **{f"memabra.evaluation.guard.xǁGuardMonitorǁ__init____mutmut_{n}": _GRID_DEFAULT for n in (85, 97, 106)},
+    "memabra.evaluation.guard.xǁGuardMonitorǁ__init____mutmut_37":
+        "ImportanceWeightedSequence's reward_high defaults to the same 1.0",
+    **{f"memabra.evaluation.guard.xǁGuardMonitorǁupdate__mutmut_{n}": _FLOAT_BATCH for n in (12, 14, 20, 22, 29, 31)},
+    "memabra.evaluation.guard.xǁGuardMonitorǁupdate__mutmut_79": "astype(None) is astype(float64) in numpy",
+    **{f"memabra.evaluation.guard.xǁGuardMonitorǁupdate__mutmut_{n}": _CLIP_SLACK for n in (109, 110)},
+    **{f"memabra.evaluation.guard.x_batch_from_trajectories__mutmut_{n}": _FLOAT_FIELDS
+       for n in (42, 44, 47, 49, 52, 54)},
+    "memabra.evaluation.guard.x_batch_from_trajectories__mutmut_19":
+        "numpy stores None as NaN in a float64 array, the value the condition writes",
+    **{f"memabra.evaluation.guard.x_guard_check__mutmut_{n}": _UNREAD_RANGE for n in (90, 94)},
+    **{f"memabra.guarding.x__watch__mutmut_{n}": _UNREAD_RANGE for n in (44, 52)},
+    **{f"memabra.guarding.x__watch__mutmut_{n}":
+       "a report sets promoted, prior and difference together (all or none), so any and/or of them agrees"
+       for n in (95, 96)},
+    "memabra.guarding.x_evaluate_guard__mutmut_24": "a missing reason does not start with 'guard:' either way",
+    **{f"memabra.guarding.x_guard_rollback__mutmut_{n}":
+       "GuardReport ignores the extra fields of a GuardCheck (pydantic's default), so dumping them all builds the same "
+       "report" for n in (28, 30)},
+    "memabra.guarding.x_served_traffic__mutmut_12":
+        "without the plain documents read_batch validates the same trajectories from the segment (only slower)",
     "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_14":
         "open_regular's default mode is the same 0o644 the call passes",
     "memabra.storage.lock.xǁStoreLockǁacquire__mutmut_50":
@@ -154,6 +189,12 @@ EQUIVALENT: dict[str, str] = {
         "same bucket starts as with floor division",
     "memabra.learning.stats_rows.x__row_weights__mutmut_9":
         "the list comprehension gives the same floats for an all-float column (only slower)",
+    **{f"memabra.learning.stats_rows.x__row_weights__mutmut_{n}":
+       "np.fromiter reads a missing propensity (None) as NaN, which fails `> 0` like the 0.0 it would be replaced "
+       "with, so it weighs 1 either way; floats and ints convert alike on both paths" for n in (10, 16)},
+    "memabra.learning.stats_rows.x__accumulate__mutmut_123":
+        "the builder never accumulates an empty batch (stats and stats_of_documents return zeros first), and over a "
+        "non-empty pair sum the minimum is >= 0 exactly when the minimum with a starting 0 is",
     "memabra.learning.stats_rows.x__row_weights__mutmut_18":
         "a missing (or zero) propensity weighs 1 either way: as 0 the division is skipped and 1 kept, as 1 it is 1/1",
     "memabra.settings_file.x__check_table__mutmut_17": "_known_keys reads the fields it is given, never its model",
@@ -205,12 +246,16 @@ def results(root: Path = ROOT) -> dict[str, str]:
     return found
 
 
-def merged_results(roots: list[Path]) -> tuple[dict[str, str], dict[str, Path]]:
+def merged_results(roots: list[Path | tuple[str, Path]]) -> tuple[dict[str, str], dict[str, Path]]:
     """Statuses over several checkouts of the same code (the first checkout that checked a mutant decides it, so
-    list the newest runs first), and the checkout each verdict comes from."""
+    list the newest runs first; a (module, checkout) pair is read for that module's mutants only), and the checkout
+    each verdict comes from."""
     statuses, origin = {}, {}
-    for root in roots:
+    for entry in roots:
+        module, root = entry if isinstance(entry, tuple) else (None, entry)
         for name, status in results(root).items():
+            if module is not None and not module_of(name, {module: MODULES[module]}):
+                continue
             if statuses.get(name, "not checked") == "not checked":
                 statuses[name], origin[name] = status, root
     return statuses, origin
@@ -308,6 +353,16 @@ def mutmut_version() -> str:
     return version("mutmut")
 
 
+def results_source(text: str) -> Path | tuple[str, Path]:
+    """A --results-from value: DIR, or MODULE=DIR for one report section's mutants only."""
+    module, separator, folder = text.partition("=")
+    if not separator:
+        return Path(text)
+    if module not in MODULES:
+        raise argparse.ArgumentTypeError(f"unknown module {module!r} in {text!r}; choose from: {', '.join(MODULES)}")
+    return module, Path(folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.mutation", description=__doc__.split("\n")[0])
     parser.add_argument("modules", nargs="*", help=f"report sections to run (default all): {', '.join(MODULES)}")
@@ -318,9 +373,9 @@ def main(argv: list[str] | None = None) -> int:
                              "unchanged; a first run generates the mutants)")
     parser.add_argument("--survivors", action="store_true",
                         help="with --unchecked, also rerun the survivors not listed in EQUIVALENT (after new tests)")
-    parser.add_argument("--results-from", type=Path, action="append", default=[], metavar="DIR",
+    parser.add_argument("--results-from", type=results_source, action="append", default=[], metavar="[MODULE=]DIR",
                         help="also read mutmut's results in another checkout of the same code (the first listed that "
-                             "checked a mutant decides it)")
+                             "checked a mutant decides it); MODULE= reads only that module's mutants there")
     args = parser.parse_args(argv)
     unknown = [name for name in args.modules if name not in MODULES]
     if unknown:

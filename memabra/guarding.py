@@ -142,8 +142,8 @@ def _watch(served: list[Trajectory], promoted_router, prior_router, guard: Guard
         return GuardCheck(verdict="watching", reason=(
             f"the guard could not score the served traffic with both versions ({type(exc).__name__}: {exc}); "
             "check that the prior version suits these candidates"), **common)
-    low = policy.reward_low if policy.reward_low is not None else float(batch.rewards.min(initial=0.0))
-    high = policy.reward_high if policy.reward_high is not None else float(batch.rewards.max(initial=1.0))
+    low = policy.reward_low if policy.reward_low is not None else float(batch.rewards.min()) if len(batch) else 0.0
+    high = policy.reward_high if policy.reward_high is not None else float(batch.rewards.max()) if len(batch) else 1.0
     high = high if high > low else low + 1.0
     if len(batch) and (batch.rewards.min() < low or batch.rewards.max() > high):
         return GuardCheck(verdict="watching", reason=(

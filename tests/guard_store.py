@@ -28,14 +28,16 @@ def anti_heuristic() -> SimpleLearningRouter:
     return SimpleLearningRouter(weights, config)
 
 
-def promoted_store(base: Path, promoted: ScoringRouter, prior: ScoringRouter, *, with_prior: bool = True) -> Store:
-    """A store whose active version `promoted` was promoted over `prior` (its current.prior_version_id)."""
+def promoted_store(base: Path, promoted: ScoringRouter, prior: ScoringRouter, *, with_prior: bool = True,
+                   later: timedelta = timedelta(minutes=1)) -> Store:
+    """A store whose active version `promoted` was created and promoted `later` than `prior` (its
+    current.prior_version_id)."""
     store = Store(base)
     prior_version = store.versions.save(prior, now=START)
     if with_prior:
         store.versions.promote(prior_version, now=START)
-    promoted_version = store.versions.save(promoted, now=START + timedelta(minutes=1))
-    store.versions.promote(promoted_version, now=START + timedelta(minutes=1))
+    promoted_version = store.versions.save(promoted, now=START + later)
+    store.versions.promote(promoted_version, now=START + later)
     return store
 
 

@@ -18,14 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from memabra.evaluation.guard import CandidateKeys, GuardPolicy, batch_from_trajectories
+from memabra.evaluation.guard import CandidateKeys, GuardPolicy, GuardReport, batch_from_trajectories
 from memabra.evaluation.guard import guard_check as check_traffic
-from memabra.guarding import (GuardRollbackReport, evaluate_guard, guard_reports, guard_rollback, run_guard_check,
-                              served_traffic)
+from memabra.guarding import (FILE_CLOCK_SLACK, GuardRollbackReport, evaluate_guard, guard_reports, guard_rollback,
+                              run_guard_check, served_traffic)
 from memabra.learning.routers import HeuristicRouter
+from memabra.learning.versions import load_version_router
 from memabra.models import Trajectory
 from memabra.settings import GuardSettings, Settings, setting_fields
 from memabra.storage.store import Store
+from memabra.storage.trajectories import TrajectoryWriter
 from tests.helpers import ROOT, run_main
 from tests.guard_store import START, anti_heuristic, bad_promotion, honest_promotion, promoted_store, serve
 
@@ -195,6 +197,7 @@ def test_the_console_words_the_guard_and_announces_a_guard_rollback(tmp_path):
 
 
 SMALL = GuardSettings(min_traffic=40, max_watch=400)
+LATER = START + timedelta(days=31)
 
 
 class Unscorable(HeuristicRouter):
@@ -222,6 +225,9 @@ def test_guard_check_is_idle_without_a_promoted_version_or_a_prior():
     alone = check_traffic([], router, None, promoted_version_id="v2")
     assert alone.verdict == "idle" and alone.promoted_version_id == "v2"
     assert alone.reason == "version v2 has no prior version to compare with (nothing to roll back to)"
+    observed = check_traffic([], router, router, GuardPolicy(reward_low=None, reward_high=None),
+                             promoted_version_id="v2")
+    assert observed.verdict == "watching" and observed.reason == "no trajectory served by the promoted version yet"
 
 
 def test_guard_check_names_a_router_that_cannot_score_and_bad_reward_ranges(failing_store):
@@ -229,8 +235,8 @@ def test_guard_check_names_a_router_that_cannot_score_and_bad_reward_ranges(fail
     promoted_id = failing_store.versions.current().version_id
     broken = check_traffic(traffic, anti_heuristic(), Unscorable(), promoted_version_id=promoted_id)
     assert broken.verdict == "watching" and broken.served_count == 120 and broken.used_count == 0
-    assert broken.reason.startswith("the guard could not score the served traffic with both versions "
-                                    "(ValueError: weights do not match the features)")
+    assert broken.reason == ("the guard could not score the served traffic with both versions (ValueError: weights do "
+                             "not match the features); check that the prior version loads and suits these candidates")
     traffic[3].outcome.reward = -2.0
     outside = check_traffic(traffic, anti_heuristic(), HeuristicRouter(), promoted_version_id=promoted_id)
     assert outside.verdict == "watching" and outside.served_count == 120 and outside.used_count == 0
@@ -242,7 +248,13 @@ def test_guard_check_names_a_router_that_cannot_score_and_bad_reward_ranges(fail
     high_only = GuardPolicy(reward_high=None, min_traffic=40)
     assert "range [0, 1]" in check_traffic(traffic, anti_heuristic(), HeuristicRouter(), high_only,
                                          promoted_version_id=promoted_id).reason
+    traffic[3].outcome.reward = 2.0  # the observed top, 2, is the range's
+    judge = lambda policy: check_traffic(traffic, anti_heuristic(), HeuristicRouter(), policy,  # noqa: E731
+                                         promoted_version_id=promoted_id)
+    assert judge(high_only).used_count == 120
     traffic[3].outcome.reward = 1.0
+    given_high, explicit = (judge(GuardPolicy(reward_low=low, reward_high=5.0, min_traffic=40)) for low in (None, 0.0))
+    assert given_high.used_count == 120 and given_high.difference == explicit.difference
     flat = GuardPolicy(reward_low=1.0, reward_high=1.0, min_traffic=40)
     empty_range = check_traffic(traffic, anti_heuristic(), HeuristicRouter(), flat, promoted_version_id=promoted_id)
     assert "outside the guard's reward range [1, 2]" in empty_range.reason
@@ -257,6 +269,9 @@ def test_guard_check_reads_every_batch_and_judges_small_traffic(failing_store):
         assert report.served_count == report.used_count == 120 and report.difference.estimate < -0.5
         assert report.verdict == ("regressed" if batch_size == 50 else report.verdict)
         assert report.prior_version_id == "prior" and report.promoted_version_id == promoted_id
+        if batch_size == 50:  # the default
+            assert check_traffic(traffic, anti_heuristic(), HeuristicRouter(), SMALL.policy(),
+                                 promoted_version_id=promoted_id, prior_version_id="prior") == report
     none_served = check_traffic(traffic, anti_heuristic(), HeuristicRouter(), promoted_version_id="other")
     assert none_served.verdict == "watching" and none_served.served_count == 0
     assert none_served.reason == "no trajectory served by the promoted version yet"
@@ -349,6 +364,7 @@ def test_evaluate_guard_idle_when_the_promoted_version_or_the_traffic_cannot_be_
     check = evaluate_guard(other, SMALL)
     assert check.verdict == "idle" and check.reason == ("the guard cannot read the served traffic (trajectories/ is "
                                                         "not readable); it does nothing until it can")
+    assert check.promoted_version_id == other.versions.current().version_id and check.prior_version_id is not None
 
 
 def test_evaluate_guard_watches_scoring_errors_and_bad_rewards_and_traces_small_traffic(failing_store, monkeypatch):
@@ -390,10 +406,12 @@ def test_a_guard_rollback_writes_current_the_audit_log_and_the_guard_report(tmp_
     before = store.versions.current()
     alert = run_guard_check(store, SMALL)
     assert alert.verdict == "regressed" and alert.action == "alert" and store.versions.current() == before
+    assert alert.trace == []
     off = run_guard_check(store, SMALL.model_copy(update={"mode": "off"}))
     assert off.verdict == "regressed" and off.action == "none"
-    check = run_guard_check(store, SMALL.model_copy(update={"mode": "rollback"}))
+    check = run_guard_check(store, SMALL.model_copy(update={"mode": "rollback"}), clock=lambda: LATER)
     assert check.verdict == "rolled_back" and check.action == "rolled_back"
+    assert check.guard_report_id == "20260401-090000"  # named by the clock
     assert check.rolled_back_to == before.prior_version_id and check.reason.startswith(
         f"guard: {before.version_id} is worse than {before.prior_version_id} by ")
     assert check.reason.endswith("margin 0.01) over 120 served decisions")
@@ -407,7 +425,59 @@ def test_a_guard_rollback_writes_current_the_audit_log_and_the_guard_report(tmp_
     assert document.reason == check.reason and document.rolled_back_at == current.rolled_back_at
     assert document.report.verdict == "regressed" and document.report.used_count == 120
     assert document.report.difference == check.difference
-    again = guard_rollback(store, alert)
+    again = guard_rollback(store, off)
     assert again.verdict == "regressed" and again.action == "alert" and again.guard_report_id is None
-    assert again.reason.startswith(f"{alert.reason}; not rolled back: ") and "no longer active" in again.reason
+    assert again.reason.startswith(f"{off.reason}; not rolled back: ") and "no longer active" in again.reason
     assert guard_reports(store).ids() == [check.guard_report_id]
+
+
+def test_evaluate_guard_judges_the_served_traffic_as_guard_check_does(failing_store, monkeypatch):
+    current = failing_store.versions.current()
+    routers = [load_version_router(failing_store.versions, version) for version in (current.version_id,
+                                                                                     current.prior_version_id)]
+    traffic = served_list(failing_store)
+    for trajectory in traffic:  # rewards 0.25 and 0.75: the observed range is [0.25, 0.75]
+        trajectory.outcome.reward = 0.25 + trajectory.outcome.reward / 2
+    monkeypatch.setattr("memabra.guarding.served_traffic", lambda *args: traffic)
+    for update in ({"reward_low": None, "reward_high": None}, {"reward_low": -1.0, "reward_high": 2.0}):
+        guard = SMALL.model_copy(update=update)
+        check = evaluate_guard(failing_store, guard)
+        expected = check_traffic(traffic, *routers, guard.policy(), promoted_version_id=current.version_id,
+                                 prior_version_id=current.prior_version_id)
+        assert check.model_dump(include=set(GuardReport.model_fields)) == expected.model_dump()
+    monkeypatch.setattr("memabra.guarding.served_traffic", lambda *args: [])
+    unserved = evaluate_guard(failing_store, SMALL.model_copy(update={"reward_low": None, "reward_high": None}))
+    assert unserved.verdict == "watching" and unserved.reason == "no trajectory served by the promoted version yet"
+
+
+def test_the_store_guard_reads_open_journals_and_skips_files_written_before_the_version(tmp_path):
+    store = promoted_store(tmp_path / "store", anti_heuristic(), HeuristicRouter(), later=timedelta(days=1))
+    current = store.versions.current()
+    serve(store.base_dir, 10, failing=True, seed=1)
+    serve(store.base_dir, 10, failing=True, seed=2)
+    first, second = (item.path for item in store.trajectories.files())
+    edge = (LATER - FILE_CLOCK_SLACK).timestamp()  # whole seconds: an exact mtime
+    os.utime(first, (edge - 1, edge - 1))
+    os.utime(second, (edge, edge))
+    assert len(served_traffic(store, current.version_id, LATER, 1000)) == 10  # the first is older than the slack
+    stamp = (START + timedelta(hours=12)).timestamp()  # before the version existed (by more than the slack)
+    os.utime(second, (stamp, stamp))
+    assert evaluate_guard(store, SMALL).served_count == 10
+    with TrajectoryWriter(store.base_dir) as writer:
+        for trajectory in served_list(store)[:3]:
+            writer.append(Trajectory(task=trajectory.task, candidates=trajectory.candidates,
+                                     decision=trajectory.decision, outcome=trajectory.outcome))
+        other = trajectory.decision.model_copy(update={"router_version_id": current.prior_version_id})
+        writer.append(Trajectory(task=trajectory.task, candidates=trajectory.candidates, decision=other,
+                                 outcome=trajectory.outcome))
+        assert len(served_traffic(store, current.version_id, None, 1000)) == 23  # the open journal's 3 too
+
+
+def test_the_store_guard_judges_only_the_watched_traffic(tmp_path):
+    store = bad_promotion(tmp_path / "store", 120)
+    late = served_list(store)[0]
+    with TrajectoryWriter(store.base_dir) as writer:  # served after the watch's 100: never read
+        writer.append(Trajectory(task=late.task, candidates=late.candidates, decision=late.decision,
+                                 outcome=late.outcome.model_copy(update={"reward": 5.0})))
+    check = evaluate_guard(store, GuardSettings(max_watch=100))
+    assert check.verdict == "healthy" and check.served_count == 100 and check.watch_complete
