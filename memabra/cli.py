@@ -441,6 +441,7 @@ def console_parser() -> CommandLineParser:
                                "(`memabra --headless [flags]` runs `python -m memabra.cli` instead).")
     parser.add_argument("--base-dir", metavar="PATH", type=Path,
                         help="the store's folder (default: $MEMABRA_BASE_DIR, else ./artifacts)")
+    parser.add_argument("--version", action="version", version=f"memabra {__version__}")
     return parser
 
 

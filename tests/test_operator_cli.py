@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from memabra import __version__
 from memabra.cli_progress import progress_display
 from memabra.suggestions import command_to_run
 from memabra.storage.lock import StoreLock
-from tests.helpers import ROOT, run_main, trajectory_line
+from tests.helpers import ROOT, run_cli, run_main, trajectory_line
 
 
 def tree(folder: Path) -> dict[str, float]:
@@ -217,13 +218,11 @@ def test_wait_takes_the_lock_once_it_is_free(history_store):
 
 
 def test_version_and_python_dash_m_memabra():
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    version = subprocess.run([sys.executable, "-m", "memabra.cli", "--version"], capture_output=True, text=True,
-                             env=env)
-    assert version.returncode == 0 and version.stdout.startswith("memabra ")
-    headless = subprocess.run([sys.executable, "-m", "memabra", "--headless", "--help"], capture_output=True,
-                              text=True, env=env)
-    assert headless.returncode == 0 and headless.stdout.startswith("usage: memabra --headless")
+    for module in ("memabra.cli", "memabra"):  # the headless CLI and the console command print the same version
+        version = run_cli("--version", module=module)
+        assert (version.code, version.stdout) == (0, f"memabra {__version__}\n")
+    headless = run_cli("--headless", "--help", module="memabra")
+    assert headless.code == 0 and headless.stdout.startswith("usage: memabra --headless")
 
 
 def test_quiet_prints_no_progress_or_notes(seeded_store, tmp_path):
