@@ -36,16 +36,21 @@ cycle: demo-data
 run: demo-data
 	$(VENV)/bin/memabra --base-dir $(BASE_DIR)
 
-bench: $(STAMP)
+# Everything under bench/results/ except mutation testing: about 40 minutes on 2 cores.
+bench: bench-learners
 	$(PY) -m pip install --quiet -e '.[dask]'
 	$(PY) -m bench
 	$(PY) -m bench.server
 	$(PY) -m bench.engines
 
-# Learners compared on both shipped worlds (true value as a share of the oracle); needs the bench extra (VW).
+# The learner against Vowpal Wabbit on both shipped worlds (true value as a share of the oracle, drift, training
+# speed), the gates' promotion rates and interval coverage, and the guard; needs the bench extra (VW).
 bench-learners: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench.learners
+	$(PY) -m bench.learner_speed
+	$(PY) -m bench.gates
+	$(PY) -m bench.guard
 
 # Mutation testing of the gates, atomic writes, the lock, seen ids, ingest, importance weighting and the off-policy
 # estimators; MODULES="lock ingest" limits it to some of them. Not part of `make test`: it takes tens of minutes.

@@ -1,4 +1,5 @@
-"""Speed of the hierarchical learner: `python -m bench.learner_speed` prints one JSON object.
+"""Speed of the hierarchical learner: `python -m bench.learner_speed` prints one JSON object and writes it to
+bench/results/learner-speed.json.
 
 Statistics built per trajectory second from models and from plain documents (segments of 5,000), training from
 statistics, Vowpal Wabbit cb_adf's learn() on the same logs, and route latency with 7 candidates (medians). Timed
@@ -14,6 +15,7 @@ import random
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import orjson
 
@@ -23,6 +25,7 @@ from memabra.learning.hierarchical import train
 from memabra.learning.learner_stats import LearnerStatsBuilder, decayed_sum
 
 SEGMENT = 5000
+RESULTS = Path(__file__).resolve().parent / "results" / "learner-speed.json"
 
 
 CPU_SECONDS: dict[str, float] = {}
@@ -90,4 +93,6 @@ def main(count: int = 20_000) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(*(int(value) for value in sys.argv[1:])), indent=1))
+    measured = json.dumps(main(*(int(value) for value in sys.argv[1:])), indent=1)
+    RESULTS.write_text(measured + "\n")
+    print(measured)
