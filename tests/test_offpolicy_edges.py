@@ -144,6 +144,13 @@ def test_student_t_quantiles_are_computed_not_remembered():
         offpolicy.student_t_quantile(1.0, 3.0)
 
 
+def test_degrees_of_freedom_are_read_to_hundredths_so_a_tiny_fraction_of_ess_moves_no_bound():
+    assert offpolicy.student_t_quantile(0.975, 3.004) == pytest.approx(3.182446, abs=1e-5)
+    assert offpolicy.student_t_quantile(0.975, 3.006) == offpolicy.student_t_quantile(0.975, 3.01)
+    assert offpolicy.student_t_quantile(0.975, 3.01) == pytest.approx(3.176473, abs=1e-5)
+    assert offpolicy._widened(0.5, 0.4, 0.6, 4.004, 10, 0.95) == offpolicy._widened(0.5, 0.4, 0.6, 4.0, 10, 0.95)
+
+
 def test_refusals_of_bad_weights_inputs_are_worded():
     with pytest.raises(ValueError, match=exactly("logged_propensities has shape (2,), target_probabilities (3,)")):
         offpolicy.importance_weights([0.5, 0.5], [1.0, 0.0, 1.0])

@@ -145,3 +145,20 @@ def test_a_write_holds_the_store_lock_as_a_settings_change_and_logs_its_source(t
     monkeypatch.setattr(store_settings, "atomic_write_bytes", write)
     entry = save_store_settings(store, {"seed": 4})
     assert held == ["settings change"] and entry.source == "console"
+
+
+def test_a_write_reads_and_keeps_a_utf8_file_under_an_ascii_locale(tmp_path):
+    import locale
+
+    store = Store(tmp_path / "store")
+    path = store.base_dir / "memabra.toml"
+    store.base_dir.mkdir(parents=True)
+    path.write_bytes('# équipe « routage »\nexecutor = "agent:café"\n'.encode("utf-8"))
+    previous = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        entry = save_store_settings(store, {"seed": 5})
+    finally:
+        locale.setlocale(locale.LC_CTYPE, previous)
+    assert path.read_bytes().decode("utf-8") == '# équipe « routage »\nexecutor = "agent:café"\nseed = 5\n'
+    assert {name: change.after for name, change in entry.settings.items()} == {"seed": 5}
