@@ -1,6 +1,7 @@
 """The settings file read and written in process: each refusal's exact words, relative paths, the tables' flat names,
 files that cannot be read, and writes that remove keys or leave a file's spelling alone."""
 
+import locale
 from pathlib import Path
 
 import pytest
@@ -148,8 +149,6 @@ def test_a_write_holds_the_store_lock_as_a_settings_change_and_logs_its_source(t
 
 
 def test_a_write_reads_and_keeps_a_utf8_file_under_an_ascii_locale(tmp_path):
-    import locale
-
     store = Store(tmp_path / "store")
     path = store.base_dir / "memabra.toml"
     store.base_dir.mkdir(parents=True)
