@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from textual.widgets import Static
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from memabra.settings import Settings
 from memabra.tui.app import MemabraConsole
@@ -26,9 +29,11 @@ def make_app(base_dir, **settings) -> MemabraConsole:
 
 
 async def settle(pilot) -> None:
-    """Let every worker finish and every message they posted be handled."""
+    """Let every worker finish (or fail: the console reports that itself) and every message they posted be handled."""
     for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
+        for worker in list(pilot.app.workers):
+            with contextlib.suppress(WorkerFailed, WorkerCancelled):
+                await worker.wait()
         await pilot.pause()
 
 
