@@ -36,7 +36,7 @@ cycle: demo-data
 run: demo-data
 	$(VENV)/bin/memabra --base-dir $(BASE_DIR)
 
-# Everything under bench/results/ except mutation testing: about 40 minutes on 2 cores.
+# The learner benchmarks, then the store, HTTP and engine harnesses (learners, gates and guard take 5-6 minutes each).
 bench: bench-learners
 	$(PY) -m pip install --quiet -e '.[dask]'
 	$(PY) -m bench
