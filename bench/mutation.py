@@ -34,7 +34,8 @@ MODULES = {
               "memabra.evaluation.guard.xǁGuardMonitorǁ_verdict*", "memabra.evaluation.guard.xǁGuardMonitorǁ_drift_signal*",
               "memabra.evaluation.guard.xǁGuardMonitorǁ_to_reward*", "memabra.evaluation.guard.xǁCandidateRewardModelǁ*",
               "memabra.evaluation.guard.xǁCandidateKeysǁ*", "memabra.evaluation.guard.x_batch_from_trajectories*",
-              "memabra.evaluation.guard.x_served_by*", "memabra.evaluation.guard.x_guard_check*",
+              "memabra.evaluation.guard.x_served_by*", "memabra.evaluation.guard.x_start_monitor*",
+              "memabra.evaluation.guard.x_guard_check*",
               "memabra.guarding.x_served_traffic*", "memabra.guarding.x_evaluate_guard*", "memabra.guarding.x__watch*",
               "memabra.guarding.x_run_guard_check*", "memabra.guarding.x_guard_rollback*"],
     "settings file": ["memabra.settings_file.x_plain_annotation*", "memabra.settings_file.x_table_model*",
@@ -102,11 +103,6 @@ EQUIVALENT: dict[str, str] = {
        for n in (42, 44, 47, 49, 52, 54)},
     "memabra.evaluation.guard.x_batch_from_trajectories__mutmut_19":
         "numpy stores None as NaN in a float64 array, the value the condition writes",
-    **{f"memabra.evaluation.guard.x_guard_check__mutmut_{n}": _UNREAD_RANGE for n in (90, 94)},
-    **{f"memabra.guarding.x__watch__mutmut_{n}": _UNREAD_RANGE for n in (44, 52)},
-    **{f"memabra.guarding.x__watch__mutmut_{n}":
-       "a report sets promoted, prior and difference together (all or none), so any and/or of them agrees"
-       for n in (95, 96)},
     "memabra.guarding.x_evaluate_guard__mutmut_24": "a missing reason does not start with 'guard:' either way",
     **{f"memabra.guarding.x_guard_rollback__mutmut_{n}":
        "GuardReport ignores the extra fields of a GuardCheck (pydantic's default), so dumping them all builds the same "
@@ -171,9 +167,7 @@ EQUIVALENT: dict[str, str] = {
         "the placeholder divisor is used only where the propensity is unusable, and those quotients are discarded",
     # stats_rows numbering after the merged speed change (bdf68ea): earlier names no longer apply
     **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _COUNT_HINT for n in (15, 23, 45, 61)},
-    "memabra.learning.stats_rows.x__row_weights__mutmut_8": _COUNT_HINT,
     **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _FROMITER_DEFAULT for n in (11, 57)},
-    "memabra.learning.stats_rows.x__row_weights__mutmut_4": _FROMITER_DEFAULT,
     **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _EVERY_INDEX for n in (105, 199, 205, 212)},
     **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _ROOTED_PATH for n in (119, 120, 121, 124, 125, 126)},
     **{f"memabra.learning.stats_rows.x__accumulate__mutmut_{n}": _SUM_ORDER for n in (140, 142)},
@@ -183,16 +177,9 @@ EQUIVALENT: dict[str, str] = {
     "memabra.learning.stats_rows.x__accumulate__mutmut_83":
         "slot + feature / features (a fraction below 1) is at least k exactly when slot is, so the search finds the "
         "same bucket starts as with floor division",
-    "memabra.learning.stats_rows.x__row_weights__mutmut_9":
-        "the list comprehension gives the same floats for an all-float column (only slower)",
-    **{f"memabra.learning.stats_rows.x__row_weights__mutmut_{n}":
-       "np.fromiter reads a missing propensity (None) as NaN, which fails `> 0` like the 0.0 it would be replaced "
-       "with, so it weighs 1 either way; floats and ints convert alike on both paths" for n in (10, 16)},
     "memabra.learning.stats_rows.x__accumulate__mutmut_123":
         "the builder never accumulates an empty batch (stats and stats_of_documents return zeros first), and over a "
         "non-empty pair sum the minimum is >= 0 exactly when the minimum with a starting 0 is",
-    "memabra.learning.stats_rows.x__row_weights__mutmut_18":
-        "a missing (or zero) propensity weighs 1 either way: as 0 the division is skipped and 1 kept, as 1 it is 1/1",
     "memabra.settings_file.x__check_table__mutmut_17": "_known_keys reads the fields it is given, never its model",
     "memabra.settings_file.x__check_table__mutmut_3":
         "a table's model has no base_dir field, so file_fields gives its model_fields",

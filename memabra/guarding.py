@@ -11,8 +11,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, Field
 
 from memabra.errors import CorruptDocumentError, LockHeldError, MemabraError
-from memabra.evaluation.guard import (CandidateKeys, GuardBatch, GuardMonitor, GuardReport, IntervalFigures,
-                                      batch_from_trajectories)
+from memabra.evaluation.guard import GuardBatch, GuardReport, IntervalFigures, start_monitor
 from memabra.learning.versions import load_version_router
 from memabra.models import CurrentRouter, Document, Trajectory, utc_now
 from memabra.results import GuardStatus
@@ -136,22 +135,11 @@ def _watch(served: list[Trajectory], promoted_router, prior_router, guard: Guard
     policy = guard.policy()
     common = dict(mode=guard.mode, promoted_version_id=current.version_id,
                   prior_version_id=current.prior_version_id, policy=policy, served_count=len(served))
-    try:
-        batch = batch_from_trajectories(served, promoted_router, prior_router, CandidateKeys())
-    except Exception as exc:  # noqa: BLE001 - a router that cannot score the traffic is missing evidence
-        return GuardCheck(verdict="watching", reason=(
-            f"the guard could not score the served traffic with both versions ({type(exc).__name__}: {exc}); "
-            "check that the prior version suits these candidates"), **common)
-    low = policy.reward_low if policy.reward_low is not None else float(batch.rewards.min()) if len(batch) else 0.0
-    high = policy.reward_high if policy.reward_high is not None else float(batch.rewards.max()) if len(batch) else 1.0
-    high = high if high > low else low + 1.0
-    if len(batch) and (batch.rewards.min() < low or batch.rewards.max() > high):
-        return GuardCheck(verdict="watching", reason=(
-            f"served rewards run {batch.rewards.min():g}..{batch.rewards.max():g}, outside the guard's reward "
-            f"range [{low:g}, {high:g}]; set reward_low and reward_high in [guard] to the rewards' true range"),
-            **common)
-    monitor = GuardMonitor(policy, reward_low=low, reward_high=high, promoted_version_id=current.version_id,
-                           prior_version_id=current.prior_version_id)
+    started = start_monitor(served, promoted_router, prior_router, policy, promoted_version_id=current.version_id,
+                            prior_version_id=current.prior_version_id, settings_place=" in [guard]")
+    if isinstance(started, str):
+        return GuardCheck(verdict="watching", reason=started, **common)
+    monitor, batch = started
     points = []
     columns = list(vars(batch).values())
     for start in range(0, len(batch), CHECK_EVERY):

@@ -385,7 +385,7 @@ def test_evaluate_guard_watches_scoring_errors_and_bad_rewards_and_traces_small_
     broken = evaluate_guard(failing_store, SMALL)
     assert broken.verdict == "watching" and broken.served_count == 120 and broken.mode == "alert"
     assert broken.reason == ("the guard could not score the served traffic with both versions (ValueError: weights "
-                             "do not match the features); check that the prior version suits these candidates")
+                             "do not match the features); check that the prior version loads and suits these candidates")
     assert broken.promoted_version_id == current.version_id and broken.prior_version_id == current.prior_version_id
 
 

@@ -358,6 +358,28 @@ def served_by(trajectories: list[Trajectory], version_id: str) -> list[Trajector
                   key=lambda t: t.created_at)
 
 
+def start_monitor(served: list[Trajectory], promoted_router, prior_router, policy: GuardPolicy, *,
+                  promoted_version_id: str | None, prior_version_id: str | None,
+                  settings_place: str = "") -> tuple[GuardMonitor, GuardBatch] | str:
+    """A monitor over a reward range (each bound the policy does not set is the served rewards' own) and the served
+    traffic scored by both versions; or why the guard cannot judge that traffic, naming `settings_place` for the range."""
+    try:
+        batch = batch_from_trajectories(served, promoted_router, prior_router, CandidateKeys())
+    except Exception as error:  # a router that cannot score the traffic is missing evidence, not a regression
+        return (f"the guard could not score the served traffic with both versions ({type(error).__name__}: {error}); "
+                "check that the prior version loads and suits these candidates")
+    rewards = batch.rewards
+    low = policy.reward_low if policy.reward_low is not None else float(rewards.min()) if len(rewards) else 0.0
+    high = policy.reward_high if policy.reward_high is not None else float(rewards.max()) if len(rewards) else 1.0
+    high = high if high > low else low + 1.0
+    if len(rewards) and (rewards.min() < low or rewards.max() > high):
+        return (f"served rewards run {rewards.min():g}..{rewards.max():g}, outside the guard's reward range "
+                f"[{low:g}, {high:g}]; set reward_low and reward_high{settings_place} to the rewards' true range")
+    monitor = GuardMonitor(policy, reward_low=low, reward_high=high, promoted_version_id=promoted_version_id,
+                           prior_version_id=prior_version_id)
+    return monitor, batch
+
+
 def guard_check(trajectories: list[Trajectory], promoted_router, prior_router,
                 policy: GuardPolicy | None = None, *, promoted_version_id: str | None = None,
                 prior_version_id: str | None = None, batch_size: int = 50) -> GuardReport:
@@ -371,26 +393,11 @@ def guard_check(trajectories: list[Trajectory], promoted_router, prior_router,
         return GuardReport(verdict="idle", reason=f"version {promoted_version_id} has no prior version to compare "
                                                   "with (nothing to roll back to)", **common)
     served = served_by(trajectories, promoted_version_id)
-    keys = CandidateKeys()
-    try:
-        batch = batch_from_trajectories(served, promoted_router, prior_router, keys)
-    except Exception as error:  # a router that cannot score the traffic is missing evidence, not a regression
-        return GuardReport(verdict="watching", served_count=len(served), reason=(
-            f"the guard could not score the served traffic with both versions ({type(error).__name__}: {error}); "
-            "check that the prior version loads and suits these candidates"), **common)
-    low, high = policy.reward_low, policy.reward_high
-    if len(batch) and (low is None or high is None):
-        low = float(batch.rewards.min()) if low is None else low
-        high = float(batch.rewards.max()) if high is None else high
-    low, high = (0.0 if low is None else low), (1.0 if high is None else high)
-    if high <= low:
-        high = low + 1.0
-    if len(batch) and (batch.rewards.min() < low or batch.rewards.max() > high):
-        return GuardReport(verdict="watching", served_count=len(served), reason=(
-            f"served rewards run {batch.rewards.min():g}..{batch.rewards.max():g}, outside the guard's reward range "
-            f"[{low:g}, {high:g}]; set reward_low and reward_high to the rewards' true range"), **common)
-    monitor = GuardMonitor(policy, reward_low=low, reward_high=high, promoted_version_id=promoted_version_id,
-                           prior_version_id=prior_version_id)
+    started = start_monitor(served, promoted_router, prior_router, policy, promoted_version_id=promoted_version_id,
+                            prior_version_id=prior_version_id)
+    if isinstance(started, str):
+        return GuardReport(verdict="watching", served_count=len(served), reason=started, **common)
+    monitor, batch = started
     for start in range(0, len(batch), batch_size):
         monitor.update(GuardBatch(*(array[start:start + batch_size] for array in vars(batch).values())))
     return monitor.report()

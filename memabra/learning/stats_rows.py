@@ -126,9 +126,7 @@ def dense_columns(columns: BatchColumns, config: LearnerConfig, overlaps: np.nda
 def _row_weights(columns: BatchColumns, config: LearnerConfig, factors: np.ndarray | None) -> np.ndarray:
     """Each row's weight: min(1/propensity, max_importance_weight) ** importance_power (1 without a propensity),
     times its decay factor."""
-    propensities = columns.propensities
-    propensity = np.fromiter(propensities if set(map(type, propensities)) == _FLOAT_TYPE
-                             else [value or 0.0 for value in propensities], dtype=np.float64, count=len(propensities))
+    propensity = _numbers(columns.propensities)  # a missing propensity reads 0, so the row weighs 1
     inverse = np.divide(1.0, propensity, out=np.ones_like(propensity), where=propensity > 0)
     weight = np.minimum(inverse, config.max_importance_weight) ** config.importance_power
     return weight if factors is None else weight * np.asarray(factors, dtype=np.float64)
