@@ -103,6 +103,10 @@ EQUIVALENT: dict[str, str] = {
        for n in (42, 44, 47, 49, 52, 54)},
     "memabra.evaluation.guard.x_batch_from_trajectories__mutmut_19":
         "numpy stores None as NaN in a float64 array, the value the condition writes",
+    **{f"memabra.evaluation.guard.x_start_monitor__mutmut_{n}": _UNREAD_RANGE for n in (22, 30)},
+    **{f"memabra.guarding.x__watch__mutmut_{n}":
+       "a report sets promoted, prior and difference together (all or none), so any and/or of them agrees"
+       for n in (57, 58)},
     "memabra.guarding.x_evaluate_guard__mutmut_24": "a missing reason does not start with 'guard:' either way",
     **{f"memabra.guarding.x_guard_rollback__mutmut_{n}":
        "GuardReport ignores the extra fields of a GuardCheck (pydantic's default), so dumping them all builds the same "

@@ -240,7 +240,8 @@ def test_guard_check_names_a_router_that_cannot_score_and_bad_reward_ranges(fail
     traffic[3].outcome.reward = -2.0
     outside = check_traffic(traffic, anti_heuristic(), HeuristicRouter(), promoted_version_id=promoted_id)
     assert outside.verdict == "watching" and outside.served_count == 120 and outside.used_count == 0
-    assert "served rewards run -2..1, outside the guard's reward range [0, 1]" in outside.reason
+    assert outside.reason == ("served rewards run -2..1, outside the guard's reward range [0, 1]; set reward_low and "
+                              "reward_high to the rewards' true range")
     low_only = GuardPolicy(reward_low=None, min_traffic=40)
     judged = check_traffic(traffic, anti_heuristic(), HeuristicRouter(), low_only, promoted_version_id=promoted_id)
     assert judged.used_count == 120 and "reward range" not in judged.reason and judged.difference.estimate < -0.3
