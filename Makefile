@@ -43,11 +43,12 @@ bench: bench-learners
 	$(PY) -m bench.server
 	$(PY) -m bench.engines
 
-# The learner against Vowpal Wabbit on both shipped worlds (true value as a share of the oracle, drift, training
-# speed), the gates' promotion rates and interval coverage, and the guard; needs the bench extra (VW).
+# The learner against Vowpal Wabbit on both shipped worlds (true value as a share of the oracle, drift, rewards in
+# other units, training speed), the gates' promotion rates and interval coverage, and the guard; needs the bench extra (VW).
 bench-learners: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench.learners
+	$(PY) -m bench.reward_units
 	$(PY) -m bench.learner_speed
 	$(PY) -m bench.gates
 	$(PY) -m bench.guard

@@ -61,7 +61,7 @@ def _logs(count: int, seed: int, best_for: dict[str, str] | None = None, answer:
 
 
 def _assert_same(left: LearnerStats, right: LearnerStats) -> None:
-    assert left.count == right.count
+    assert (left.count, left.reward_low, left.reward_high) == (right.count, right.reward_low, right.reward_high)
     np.testing.assert_array_equal(left.keys, right.keys)
     np.testing.assert_array_equal(left.rows, right.rows)
     np.testing.assert_allclose(left.gram, right.gram, atol=1e-9)
@@ -90,6 +90,47 @@ def test_statistics_of_two_halves_add_up_to_the_whole_and_subtract_back():
     halved = whole.scaled(0.5)
     np.testing.assert_allclose(halved.gram, whole.gram * 0.5)
     assert halved.count == 300 and list(halved.rows) == list(whole.rows)
+
+
+def _rescaled(logs: list[Trajectory], offset: float, factor: float) -> list[Trajectory]:
+    """The same trajectories with every reward r logged as offset + factor * r."""
+    return [trajectory.model_copy(update={"outcome": trajectory.outcome.model_copy(
+        update={"reward": offset + factor * trajectory.outcome.reward})}) for trajectory in logs]
+
+
+def test_statistics_keep_the_rewards_range_when_added_saved_and_subtracted():
+    builder = LearnerStatsBuilder(CONFIG)
+    logs = _logs(200, seed=22)
+    high, low = builder.stats(_rescaled(logs[:100], 2.0, 3.0)), builder.stats(_rescaled(logs[100:], -1.0, 1.0))
+    assert (high.reward_low, high.reward_high, low.reward_low, low.reward_high) == (2.0, 5.0, -1.0, 0.0)
+    both = high.copy().add(low)
+    assert (both.reward_low, both.reward_high) == (-1.0, 5.0) and both.reward_scale() == (-1.0, 6.0)
+    assert both.copy().subtract(low).reward_scale() == (-1.0, 6.0)  # a subtraction keeps the wider range
+    assert LearnerStats.zeros(CONFIG).reward_scale() == (0.0, 1.0)  # no rewards: the 0..1 scale
+    assert builder.stats(_rescaled(logs[:3], 2.0, 0.0)).reward_scale() == (0.0, 1.0)  # one reward value alike
+    for stats in (both, LearnerStats.zeros(CONFIG)):
+        buffer = io.BytesIO()
+        np.savez(buffer, **stats.to_arrays())
+        buffer.seek(0)
+        with np.load(buffer, allow_pickle=False) as arrays:
+            _assert_same(LearnerStats.from_arrays(CONFIG, arrays), stats)
+    for damaged in ([5.0, 2.0], [np.nan, 1.0], [0.0]):
+        with pytest.raises(ValueError, match="reward range"):
+            LearnerStats.from_arrays(CONFIG, {**both.to_arrays(), "reward_range": np.array(damaged)})
+
+
+def test_rewards_in_other_units_train_the_same_router():
+    """Rewards logged as a + b r (another unit, an offset) make every score a + b times the old one and keep every
+    pick: the prior reads retrieval scores on the rewards' span and the shrinkage measures noise in it."""
+    logs = _logs(400, seed=21)
+    base = train(LearnerStatsBuilder(CONFIG).stats(logs))
+    shifted = train(LearnerStatsBuilder(CONFIG).stats(_rescaled(logs, -5.0, 10.0)))
+    assert shifted.noise_scale == pytest.approx(base.noise_scale, rel=1e-9) and base.noise_scale > 1
+    rng = random.Random(5)
+    for _ in range(50):
+        task, offer = _task(rng, rng.choice(list(SUBJECTS))), _tools(rng)
+        np.testing.assert_allclose(shifted.scores(task, offer), [-5.0 + 10.0 * score for score in base.scores(task, offer)],
+                                   rtol=0, atol=1e-8)
 
 
 def test_builder_from_plain_documents_equals_builder_from_models():

@@ -52,7 +52,7 @@ def _joint_reference(stats, config: LearnerConfig) -> np.ndarray:
             hessian[at(child), at(parent)] -= np.diag(l2)
             hessian[at(parent), at(child)] -= np.diag(l2)
 
-    pull(0, None, _penalty(config, config.l2_global), prior_weights(config))
+    pull(0, None, _penalty(config, config.l2_global), prior_weights(config, *stats.reward_scale()))
     for index, kind in enumerate(kinds, 1):
         pull(index, 0, _penalty(config, config.l2_kind))
     for index, key in enumerate(keys):

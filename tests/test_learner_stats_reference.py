@@ -80,11 +80,13 @@ def _reference(trajectories: list[Trajectory], config: LearnerConfig, factors) -
     return LearnerStats(config, np.array(keys, dtype=np.int64), np.array([sums[k][0] for k in keys]),
                         np.array([sums[k][1] for k in keys]), np.array([sums[k][2][0] for k in keys]),
                         np.array([sums[k][2][1] for k in keys]), np.array([sums[k][2][2] for k in keys]),
-                        len(trajectories))
+                        len(trajectories), min(t.outcome.reward for t in trajectories),
+                        max(t.outcome.reward for t in trajectories))
 
 
 def _assert_equal(built: LearnerStats, expected: LearnerStats) -> None:
-    assert built.count == expected.count
+    assert (built.count, built.reward_low, built.reward_high) == (expected.count, expected.reward_low,
+                                                                  expected.reward_high)
     np.testing.assert_array_equal(built.keys, expected.keys)
     np.testing.assert_array_equal(built.rows, expected.rows)
     for name in ("gram", "moment", "weight", "square"):
@@ -116,4 +118,4 @@ def test_one_trajectory_and_none_build_like_the_reference():
     single = _trajectories(1, seed=5)
     _assert_equal(LearnerStatsBuilder(config).stats(single), _reference(single, config, [1.0]))
     empty = LearnerStatsBuilder(config).stats_of_documents([])
-    assert empty.count == 0 and len(empty.keys) == 0
+    assert empty.count == 0 and len(empty.keys) == 0 and empty.reward_scale() == (0.0, 1.0)

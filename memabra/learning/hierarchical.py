@@ -44,10 +44,12 @@ def _identity_penalty(config: LearnerConfig, scale: float = 1.0) -> np.ndarray:
     return penalty
 
 
-def prior_weights(config: LearnerConfig) -> np.ndarray:
-    """The weights every level shrinks back to when it has no data: the heuristic's reward = score."""
+def prior_weights(config: LearnerConfig, low: float = 0.0, span: float = 1.0) -> np.ndarray:
+    """The weights every level shrinks back to when it has no data: the heuristic's reward = score, with scores read
+    on the scale of rewards that run from `low` over `span` (so the fit does not depend on the rewards' units)."""
     prior = np.zeros(config.size)
-    prior[config.score_column] = config.prior_score_weight
+    prior[config.bias_column] = low
+    prior[config.score_column] = config.prior_score_weight * span
     return prior
 
 
@@ -64,7 +66,8 @@ def _train(stats: LearnerStats, config: LearnerConfig) -> "HierarchicalRouter":
     scale = 1.0
     if config.noise_reference > 0 and len(stats.keys):
         first = _fit(stats, config, 1.0)
-        scale = min(max(noise_variance(stats, config, first) / config.noise_reference, 0.1), 100.0)
+        span = stats.reward_scale()[1]
+        scale = min(max(noise_variance(stats, config, first) / span ** 2 / config.noise_reference, 0.1), 100.0)
     global_weights, kind_weights, id_weights, _ = _fit(stats, config, scale)
     return HierarchicalRouter(config, global_weights, kind_weights, stats.keys.copy(), id_weights, noise_scale=scale)
 
@@ -104,7 +107,8 @@ def _fit(stats: LearnerStats, config: LearnerConfig, scale: float):
     kind_gram = np.add.reduceat(id_gram, starts, axis=0) if len(kinds) else id_gram
     kind_moment = np.add.reduceat(id_moment, starts, axis=0) if len(kinds) else id_moment
     folded_gram, folded_moment, kind_solved_gram, kind_solved_moment = _fold(kind_gram, kind_moment, l2_kind)
-    global_weights = _solve(folded_gram.sum(axis=0), folded_moment.sum(axis=0), l2_global, prior_weights(config))
+    global_weights = _solve(folded_gram.sum(axis=0), folded_moment.sum(axis=0), l2_global,
+                            prior_weights(config, *stats.reward_scale()))
     kind_weights = np.tile(global_weights, (len(CANDIDATE_KINDS), 1))
     kind_weights[kinds] = _under(np.tile(global_weights, (len(kinds), 1)), kind_solved_gram, kind_solved_moment)
     id_weights = _under(kind_weights[kind_of_key], id_solved_gram, id_solved_moment)

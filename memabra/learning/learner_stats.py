@@ -7,6 +7,7 @@ the statistics of their union, and `scaled` decays a segment's evidence without 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from memabra.learning.stats_rows import accumulate
 from memabra.models import CANDIDATE_KINDS, Trajectory
 from memabra.storage.trajectories import gc_paused
 
-STATS_FORMAT = 2
+STATS_FORMAT = 3
 """Bumped whenever what the arrays hold changes, so older caches are refused."""
 
 
@@ -36,6 +37,9 @@ class LearnerStats:
     """Per identity bucket, sum w r^2: with G and m it gives any weights' residual sum of squares."""
     rows: np.ndarray
     count: int = 0
+    reward_low: float = math.inf
+    reward_high: float = -math.inf
+    """The lowest and highest reward among the rows (a subtraction keeps them, so they may then be wider)."""
 
     @classmethod
     def zeros(cls, config: LearnerConfig) -> "LearnerStats":
@@ -65,6 +69,9 @@ class LearnerStats:
         self.keys, self.gram, self.moment = keys[kept], gram[kept], moment[kept]
         self.weight, self.square, self.rows = weight[kept], square[kept], rows[kept]
         self.count += int(sign) * other.count
+        if sign > 0:
+            self.reward_low = min(self.reward_low, other.reward_low)
+            self.reward_high = max(self.reward_high, other.reward_high)
         return self
 
     def add(self, other: "LearnerStats") -> "LearnerStats":
@@ -80,16 +87,24 @@ class LearnerStats:
         if not (factor >= 0 and np.isfinite(factor)):
             raise ValueError(f"decay factor must be a finite number >= 0, got {factor!r}")
         return LearnerStats(self.config, self.keys.copy(), self.gram * factor, self.moment * factor,
-                            self.weight * factor, self.square * factor, self.rows.copy(), self.count)
+                            self.weight * factor, self.square * factor, self.rows.copy(), self.count,
+                            self.reward_low, self.reward_high)
 
     def copy(self) -> "LearnerStats":
         return self.scaled(1.0)
 
+    def reward_scale(self) -> tuple[float, float]:
+        """The rewards' lowest value and their span (highest - lowest); (0, 1) without rows or with one reward."""
+        span = self.reward_high - self.reward_low
+        return (self.reward_low, span) if span > 0 else (0.0, 1.0)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain numpy arrays (for `np.savez`), the small JSON meta among them as bytes."""
         meta = {"format": STATS_FORMAT, "count": self.count, "signature": self.config.statistics_signature()}
+        reward_range = [self.reward_low, self.reward_high] if self.reward_low <= self.reward_high else []
         return {"keys": self.keys, "gram": self.gram, "moment": self.moment, "weight": self.weight,
-                "square": self.square, "rows": self.rows, "meta": np.frombuffer(orjson.dumps(meta), dtype=np.uint8)}
+                "square": self.square, "rows": self.rows, "reward_range": np.array(reward_range, dtype=np.float64),
+                "meta": np.frombuffer(orjson.dumps(meta), dtype=np.uint8)}
 
     @classmethod
     def from_arrays(cls, config: LearnerConfig, arrays) -> "LearnerStats":
@@ -99,7 +114,7 @@ class LearnerStats:
             meta = orjson.loads(np.asarray(arrays["meta"], dtype=np.uint8).tobytes())
             keys, gram, moment = (np.asarray(arrays[name]) for name in ("keys", "gram", "moment"))
             weight, rows = np.asarray(arrays["weight"]), np.asarray(arrays["rows"])
-            square = np.asarray(arrays["square"])
+            square, reward_range = np.asarray(arrays["square"]), np.asarray(arrays["reward_range"])
         except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as error:
             raise ValueError(problem.format(f"missing or unreadable part: {error}")) from None
         if not isinstance(meta, dict) or meta.get("format") != STATS_FORMAT:
@@ -122,8 +137,12 @@ class LearnerStats:
             raise ValueError(problem.format("non-finite values"))
         if not isinstance(count, int) or count < 0:
             raise ValueError(problem.format(f"trajectory count {count!r}"))
+        if reward_range.shape not in ((0,), (2,)) or not np.isfinite(reward_range).all() or (
+                len(reward_range) and reward_range[0] > reward_range[1]):
+            raise ValueError(problem.format(f"reward range {reward_range.tolist()!r}"))
+        low, high = (float(value) for value in reward_range) if len(reward_range) else (math.inf, -math.inf)
         return cls(config, keys.astype(np.int64), gram.astype(np.float64), moment.astype(np.float64),
-                   weight.astype(np.float64), square.astype(np.float64), rows.astype(np.int64), count)
+                   weight.astype(np.float64), square.astype(np.float64), rows.astype(np.int64), count, low, high)
 
 
 def decay_factors(counts: Sequence[int], half_life: float) -> list[float]:
@@ -169,7 +188,9 @@ class LearnerStatsBuilder:
 
     def _build(self, columns: BatchColumns, factors: np.ndarray | None) -> LearnerStats:
         keys, gram, moment, weight, square, rows = accumulate(columns, self.config, factors)
-        return LearnerStats(self.config, keys, gram, moment, weight, square, rows, len(columns.texts))
+        rewards = columns.rewards
+        return LearnerStats(self.config, keys, gram, moment, weight, square, rows, len(columns.texts),
+                            float(min(rewards)), float(max(rewards)))
 
 
 __all__ = ["KIND_INDEX", "LearnerStats", "LearnerStatsBuilder", "decay_factors", "decayed_sum"]

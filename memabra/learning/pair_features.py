@@ -53,11 +53,13 @@ class LearnerConfig:
     """Shrinkage on the global and kind levels' task-word columns is this many times the level's (words are many and
     fit noise first)."""
     noise_reference: float = 0.015
-    """When above 0, every shrinkage is multiplied by the estimated reward noise variance over this (noisier
-    rewards, stronger pull to the prior); 0 keeps the shrinkages as set. 0.015 is the noise of the shipped worlds,
-    where the shrinkages were tuned; 0/1 rewards (variance ~0.2) then shrink about 13 times as hard."""
+    """When above 0, every shrinkage is multiplied by the estimated reward noise variance, in units of the logged
+    rewards' span (highest - lowest) squared, over this (noisier rewards, stronger pull to the prior); 0 keeps the
+    shrinkages as set. 0.015 is the noise of the shipped worlds (rewards spanning 0..1), where the shrinkages were
+    tuned; 0/1 rewards (variance ~0.2) then shrink about 13 times as hard, and rewards in other units alike."""
     prior_score_weight: float = 1.0
-    """The prior every level shrinks back to predicts reward = this x retrieval score, i.e. the heuristic."""
+    """The prior every level shrinks back to predicts reward = lowest reward + this x retrieval score x the rewards'
+    span, i.e. the heuristic on the rewards' scale (reward = score for rewards spanning 0..1)."""
     max_importance_weight: float = 5.0
     """Clip of 1/propensity: measured on both shipped worlds, 5 beat 20 and 50 at every size (less variance)."""
     importance_power: float = 1.0
@@ -89,6 +91,10 @@ class LearnerConfig:
         """Columns of one feature row."""
         return (self.dense_start + len(DENSE_NAMES) + len(self.metadata_features)
                 + len(self.payload_features))
+
+    @property
+    def bias_column(self) -> int:
+        return self.dense_start
 
     @property
     def score_column(self) -> int:
