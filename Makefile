@@ -44,7 +44,8 @@ bench: bench-learners
 	$(PY) -m bench.engines
 
 # The learner against Vowpal Wabbit on both shipped worlds (true value as a share of the oracle, drift, rewards in
-# other units, training speed), the gates' promotion rates and interval coverage, and the guard; needs the bench extra (VW).
+# other units, training speed), the gates' promotion rates and interval coverage, and the guard; needs the bench
+# extra (VW).
 bench-learners: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench.learners

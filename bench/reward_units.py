@@ -57,38 +57,37 @@ LEARNERS = {
 }
 
 
-def measure(seeds: list[int], eval_tasks: int) -> dict[str, dict[str, list[float]]]:
-    """Per variant and "learner size", the mean share of the oracle over the seeds."""
-    shares: dict[str, dict[str, list[float]]] = {}
+def measure(seeds: list[int], eval_tasks: int) -> dict[str, dict[tuple[str, int], float]]:
+    """Per variant, each (learner, log size)'s mean share of the oracle over the seeds (the heuristic's at every size)."""
+    shares: dict[str, dict[tuple[str, int], float]] = {}
     for variant, (unit, success) in VARIANTS.items():
-        rows: dict[str, list[float]] = {}
+        runs: dict[tuple[str, int], list[float]] = {}
         for seed in seeds:
             world = RewardUnits(seed, unit, success)
             logs = log_trajectories(world, max(SIZES), random.Random(f"log:{variant}:{seed}"))
             evaluation = EvaluationSet.draw(world, eval_tasks, random.Random(f"evaluate:{variant}:{seed}"))
-            rows.setdefault("heuristic", []).append(true_value(HeuristicRouter(), evaluation)["share"])
-            for name, fit in LEARNERS.items():
-                for size in SIZES:
+            heuristic = true_value(HeuristicRouter(), evaluation)["share"]
+            for size in SIZES:
+                runs.setdefault(("heuristic", size), []).append(heuristic)
+                for name, fit in LEARNERS.items():
                     router = fit(logs[:size])
-                    rows.setdefault(f"{name} {size}", []).append(true_value(router, evaluation)["share"])
+                    runs.setdefault((name, size), []).append(true_value(router, evaluation)["share"])
                     if hasattr(router, "close"):
                         router.close()
-        shares[variant] = {key: statistics.mean(values) for key, values in rows.items()}
+        shares[variant] = {key: statistics.mean(values) for key, values in runs.items()}
         print(f"{variant}: done", file=sys.stderr, flush=True)
     return shares
 
 
-def markdown(shares: dict, seeds: list[int], eval_tasks: int) -> str:
+def markdown(shares: dict[str, dict[tuple[str, int], float]], seeds: list[int], eval_tasks: int) -> str:
     lines = ["# Rewards in other units", "",
              f"Support world, seeds {seeds}, epsilon-greedy 0.3 logs, true value on {eval_tasks:,} fresh tasks per seed "
              "as a share of the oracle (mean over seeds); the heuristic is the same in every variant.", "",
              "| rewards | learner | " + " | ".join(f"{size:,}" for size in SIZES) + " |",
              "|---|---|" + "---|" * len(SIZES)]
-    for variant, rows in shares.items():
-        lines.append(f"| {variant} | heuristic | " + " | ".join(f"{rows['heuristic']:.1%}" for _ in SIZES) + " |")
-        for name in LEARNERS:
-            lines.append(f"| {variant} | {name} | " + " | ".join(f"{rows[f'{name} {size}']:.1%}" for size in SIZES)
-                         + " |")
+    for variant, share in shares.items():
+        for name in ("heuristic", *LEARNERS):
+            lines.append(f"| {variant} | {name} | " + " | ".join(f"{share[name, size]:.1%}" for size in SIZES) + " |")
     return "\n".join(lines) + "\n"
 
 

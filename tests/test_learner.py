@@ -70,6 +70,15 @@ def _assert_same(left: LearnerStats, right: LearnerStats) -> None:
     np.testing.assert_allclose(left.square, right.square, atol=1e-9)
 
 
+def _through_npz(stats: LearnerStats) -> LearnerStats:
+    """The statistics saved with `np.savez` and read back, as a cache file holds them."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **stats.to_arrays())
+    buffer.seek(0)
+    with np.load(buffer, allow_pickle=False) as arrays:
+        return LearnerStats.from_arrays(CONFIG, arrays)
+
+
 def _picks(router, subject: str, seed: int = 99, count: int = 40) -> dict[str, int]:
     rng = random.Random(seed)
     picked: dict[str, int] = {}
@@ -109,11 +118,7 @@ def test_statistics_keep_the_rewards_range_when_added_saved_and_subtracted():
     assert LearnerStats.zeros(CONFIG).reward_scale() == (0.0, 1.0)  # no rewards: the 0..1 scale
     assert builder.stats(_rescaled(logs[:3], 2.0, 0.0)).reward_scale() == (0.0, 1.0)  # one reward value alike
     for stats in (both, LearnerStats.zeros(CONFIG)):
-        buffer = io.BytesIO()
-        np.savez(buffer, **stats.to_arrays())
-        buffer.seek(0)
-        with np.load(buffer, allow_pickle=False) as arrays:
-            _assert_same(LearnerStats.from_arrays(CONFIG, arrays), stats)
+        _assert_same(_through_npz(stats), stats)
     for damaged in ([5.0, 2.0], [np.nan, 1.0], [0.0]):
         with pytest.raises(ValueError, match="reward range"):
             LearnerStats.from_arrays(CONFIG, {**both.to_arrays(), "reward_range": np.array(damaged)})
@@ -147,11 +152,7 @@ def test_builder_from_plain_documents_equals_builder_from_models():
 
 def test_statistics_survive_an_npz_round_trip_and_damaged_files_are_refused():
     stats = LearnerStatsBuilder(CONFIG).stats(_logs(150, seed=3))
-    buffer = io.BytesIO()
-    np.savez(buffer, **stats.to_arrays())
-    buffer.seek(0)
-    with np.load(buffer, allow_pickle=False) as arrays:
-        _assert_same(LearnerStats.from_arrays(CONFIG, arrays), stats)
+    _assert_same(_through_npz(stats), stats)
     damaged = stats.to_arrays()
     damaged["gram"] = damaged["gram"].copy()
     damaged["gram"][0, 0, 0] = np.nan
